@@ -1,0 +1,79 @@
+/**
+ * Pure decisions. Each takes the clock (and randomness) as input, so unit tests need no sleeps
+ * and no server; the pool supplies `Date.now()` and `Math.random()`.
+ */
+import { DEFAULTS } from './config.js';
+
+/** What a borrow does with an idle connection. */
+export type BorrowVerdict = 'closed' | 'maxAge' | 'ping' | 'use';
+
+/** The times a borrow decision needs from a connection's record. All in ms since the epoch. */
+export interface ConnectionTimes {
+  readonly createdAt: number;
+  readonly lastAccessAt: number;
+  /** This connection's own age limit in ms (already jittered); 0 means none. */
+  readonly maxAgeMs: number;
+}
+
+/**
+ * Decides, without I/O, what to do with a connection about to be lent:
+ * `closed` (the driver already knows it is dead), `maxAge` (too old: replace it),
+ * `ping` (idle longer than `connWaitAgeMs`: check it first) or `use` (hand it out as is).
+ *
+ * A clock that went backwards (idle time below zero) means the idle time is unknown, so the
+ * connection is pinged rather than trusted.
+ *
+ * @param knownClosed whether mysql2 has already seen the connection close or fail
+ * @param nowMs the current time, ms since the epoch
+ * @param connWaitAgeMs idle threshold in ms; `undefined` (not yet known) pings every time
+ */
+export function borrowVerdict(times: ConnectionTimes, knownClosed: boolean, nowMs: number, connWaitAgeMs: number | undefined): BorrowVerdict {
+  if (knownClosed) return 'closed';
+  if (times.maxAgeMs !== 0 && nowMs - times.createdAt > times.maxAgeMs) return 'maxAge';
+  const idleMs = nowMs - times.lastAccessAt;
+  if (connWaitAgeMs === undefined || idleMs > connWaitAgeMs || idleMs < 0) return 'ping';
+  return 'use';
+}
+
+/**
+ * The idle threshold derived from the server's `wait_timeout` (seconds): half of it, at most
+ * `DEFAULTS.connWaitAgeCap` ms. Half leaves room for clock skew and a busy event loop; the cap
+ * catches middleboxes that drop idle flows long before the server would.
+ */
+export function derivedConnWaitAgeMs(waitTimeoutSeconds: number): number {
+  return Math.min(Math.floor((waitTimeoutSeconds * 1000) / 2), DEFAULTS.connWaitAgeCap);
+}
+
+/**
+ * The idle threshold in force once the server's `wait_timeout` is known: the explicit one when
+ * it is below `wait_timeout`, otherwise the derived one. `clamped` says an explicit value was
+ * overridden, which the pool logs as a warning.
+ */
+export function effectiveConnWaitAgeMs(explicitMs: number | undefined, waitTimeoutSeconds: number): { ms: number; clamped: boolean } {
+  const derived = derivedConnWaitAgeMs(waitTimeoutSeconds);
+  if (explicitMs === undefined) return { ms: derived, clamped: false };
+  if (explicitMs >= waitTimeoutSeconds * 1000) return { ms: derived, clamped: true };
+  return { ms: explicitMs, clamped: false };
+}
+
+/**
+ * One connection's age limit in ms: `maxAgeMs` shortened by a random share of up to
+ * `DEFAULTS.maxAgeJitter`, so connections made together do not all expire together.
+ * @param random a number in [0, 1)
+ */
+export function jitteredMaxAgeMs(maxAgeMs: number, random: number): number {
+  return maxAgeMs === 0 ? 0 : Math.floor(maxAgeMs * (1 - DEFAULTS.maxAgeJitter * random));
+}
+
+/**
+ * ms to wait before the next connect attempt after `failures` consecutive failures:
+ * 0 after none, then doubling from `DEFAULTS.connectBackoffInitial` up to
+ * `DEFAULTS.connectBackoffMax`, with the upper half jittered so many processes do not retry
+ * in step.
+ * @param random a number in [0, 1)
+ */
+export function connectBackoffMs(failures: number, random: number): number {
+  if (failures <= 0) return 0;
+  const ceiling = Math.min(DEFAULTS.connectBackoffMax, DEFAULTS.connectBackoffInitial * 2 ** Math.min(failures - 1, 30));
+  return Math.floor(ceiling / 2 + (ceiling / 2) * random);
+}

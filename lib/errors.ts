@@ -1,0 +1,105 @@
+/**
+ * Error classes. Each has a stable `code` (match on it, not on the message) and a `name`.
+ * Errors raised by the server, by mysql2 or by the user's own function are never wrapped:
+ * they reach the caller exactly as thrown.
+ */
+
+/** Base class of every error this library raises itself. */
+export class FreshPoolError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_FRESH_POOL_CONFIG`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * Thrown by `createPool` when the configuration is invalid. `field` names the offending key
+ * (dotted for nested keys) and `value` holds what was given (a password is never included).
+ */
+export class ConfigError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_CONFIG';
+  /** The configuration key at fault, e.g. `maxAge` or `connection`. */
+  readonly field: string;
+  /** The value that was rejected (URLs with their password replaced by `***`). */
+  readonly value: unknown;
+
+  constructor(field: string, value: unknown, problem: string) {
+    super(ConfigError.code, `Invalid config "${field}": ${problem} (got ${describe(value)})`);
+    this.field = field;
+    this.value = value;
+  }
+}
+
+/** A snapshot of the pool's counters; see `FreshPool.stats()`. */
+export interface PoolStats {
+  /** Connections open or being opened. */
+  readonly size: number;
+  /** Connections idle in the pool. */
+  readonly idle: number;
+  /** Connections lent out. */
+  readonly borrowed: number;
+  /** Callers waiting for a connection. */
+  readonly waiting: number;
+  /** Configured maximum number of connections. */
+  readonly max: number;
+  /** Configured minimum number of connections. */
+  readonly min: number;
+  /** Connections created since the pool started. */
+  readonly created: number;
+  /** Connections destroyed since the pool started, by reason (`maxAge`, `pingFailed`, ...). */
+  readonly destroyed: Readonly<Record<string, number>>;
+  /** Validation pings sent. */
+  readonly pings: number;
+  /** Validation pings that failed or timed out. */
+  readonly pingFailures: number;
+  /** Connect attempts that failed. */
+  readonly connectFailures: number;
+  /** The idle threshold in force, in ms (`undefined` until the server's wait_timeout is known). */
+  readonly connWaitAgeMs: number | undefined;
+}
+
+/**
+ * A borrow did not get a connection within `acquireTimeout` ms. `cause` is the last connect or
+ * ping failure since the last successful connect, when there was one; `stats` is the pool's
+ * state at the moment of the timeout.
+ */
+export class AcquireTimeoutError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_ACQUIRE_TIMEOUT';
+  /** The pool's counters when the borrow gave up. */
+  readonly stats: PoolStats;
+  /** The timeout that expired, in ms. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number, stats: PoolStats, cause: unknown) {
+    const why = cause instanceof Error ? `; last failure: ${cause.message}` : '';
+    super(
+      AcquireTimeoutError.code,
+      `No connection could be acquired within ${timeoutMs} ms ` +
+        `(size ${stats.size}/${stats.max}, borrowed ${stats.borrowed}, waiting ${stats.waiting})${why}`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.stats = stats;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The pool was ended (`pool.end()`); it lends no more connections. */
+export class PoolClosedError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_CLOSED';
+
+  constructor() {
+    super(PoolClosedError.code, 'The pool is closed: end() was called, no more connections are lent');
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  return Array.isArray(value) ? 'an array' : 'an object';
+}

@@ -1,0 +1,8 @@
+/**
+ * mysql-fresh-pool: a MySQL/MariaDB pool on mysql2 and generic-pool that never lends a
+ * connection the server has already closed.
+ */
+export { createPool, FreshPool, type PoolConnection } from './pool.js';
+export { DEFAULTS, type FreshPoolConfig } from './config.js';
+export { FreshPoolError, ConfigError, AcquireTimeoutError, PoolClosedError, type PoolStats } from './errors.js';
+export type { EvictReason } from './entry.js';
