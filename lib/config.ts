@@ -37,6 +37,17 @@ export interface FreshPoolConfig {
    * Default 10 000.
    */
   acquireTimeout?: number;
+  /**
+   * ms. A connection held longer than this logs a warning with the borrower's stack, and an
+   * info line when it comes back. 0 turns it off. Default 0 (off).
+   */
+  leakWarningAfter?: number;
+  /**
+   * Send COM_RESET_CONNECTION on every return, clearing session state (variables, temporary
+   * tables, transaction). Costs a round trip per borrow. Default false: only a connection that
+   * may have a transaction open is cleaned (ROLLBACK), which costs nothing otherwise.
+   */
+  resetOnReturn?: boolean;
   /** A pino logger. Default: pino at level `info`, named `mysql-fresh-pool`. */
   logger?: Logger;
 }
@@ -48,6 +59,8 @@ export const DEFAULTS = Object.freeze({
   maxAge: 30 * 60_000,
   pingTimeout: 2_000,
   acquireTimeout: 10_000,
+  leakWarningAfter: 0,
+  resetOnReturn: false,
   /** Upper bound of the derived connWaitAge, so middleboxes that drop idle flows (AWS NLB: 350 s) are caught. */
   connWaitAgeCap: 30_000,
   /** Share of maxAge that may be taken off each connection's lifetime at random. */
@@ -56,6 +69,10 @@ export const DEFAULTS = Object.freeze({
   connectBackoffInitial: 100,
   /** Longest delay between connect attempts while the server refuses them. */
   connectBackoffMax: 2_000,
+  /** How often the loop watch notes that the event loop turned. */
+  loopTickMs: 25,
+  /** An event loop that has not turned for longer than this is stalled: closes may be unread. */
+  loopStallMs: 50,
   /** How long a graceful close (COM_QUIT) may take before the socket is destroyed. */
   closeTimeout: 1_000,
 });
@@ -70,11 +87,14 @@ export interface ResolvedConfig {
   readonly connWaitAgeMs: number | undefined;
   readonly pingTimeoutMs: number;
   readonly acquireTimeoutMs: number;
+  /** 0 = off. */
+  readonly leakWarningAfterMs: number;
+  readonly resetOnReturn: boolean;
   readonly logger: Logger | undefined;
 }
 
 const KNOWN_KEYS = new Set([
-  'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'logger',
+  'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'leakWarningAfter', 'resetOnReturn', 'logger',
 ]);
 
 /** Checks `config` and fills in defaults. Throws `ConfigError` on the first problem found. */
@@ -101,6 +121,8 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
     connWaitAgeMs,
     pingTimeoutMs: duration('pingTimeout', config.pingTimeout ?? DEFAULTS.pingTimeout, false),
     acquireTimeoutMs: duration('acquireTimeout', config.acquireTimeout ?? DEFAULTS.acquireTimeout, false),
+    leakWarningAfterMs: duration('leakWarningAfter', config.leakWarningAfter ?? DEFAULTS.leakWarningAfter, true),
+    resetOnReturn: boolean('resetOnReturn', config.resetOnReturn ?? DEFAULTS.resetOnReturn),
     logger: checkLogger(config.logger),
   });
 }
@@ -109,6 +131,11 @@ function integer(field: string, value: unknown, least: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < least) {
     throw new ConfigError(field, value, `expected an integer >= ${least}`);
   }
+  return value;
+}
+
+function boolean(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(field, value, 'expected true or false');
   return value;
 }
 

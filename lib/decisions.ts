@@ -20,9 +20,6 @@ export interface ConnectionTimes {
  * `closed` (the driver already knows it is dead), `maxAge` (too old: replace it),
  * `ping` (idle longer than `connWaitAgeMs`: check it first) or `use` (hand it out as is).
  *
- * A clock that went backwards (idle time below zero) means the idle time is unknown, so the
- * connection is pinged rather than trusted.
- *
  * @param knownClosed whether mysql2 has already seen the connection close or fail
  * @param nowMs the current time, ms since the epoch
  * @param connWaitAgeMs idle threshold in ms; `undefined` (not yet known) pings every time
@@ -30,9 +27,22 @@ export interface ConnectionTimes {
 export function borrowVerdict(times: ConnectionTimes, knownClosed: boolean, nowMs: number, connWaitAgeMs: number | undefined): BorrowVerdict {
   if (knownClosed) return 'closed';
   if (times.maxAgeMs !== 0 && nowMs - times.createdAt > times.maxAgeMs) return 'maxAge';
+  return idleVerdict(times, nowMs, connWaitAgeMs);
+}
+
+/**
+ * The same decision before a statement on a connection already lent. Age is not checked: a
+ * connection in use is never retired under its user (HikariCP's rule too).
+ */
+export function statementVerdict(times: ConnectionTimes, knownClosed: boolean, nowMs: number, connWaitAgeMs: number | undefined): Exclude<BorrowVerdict, 'maxAge'> {
+  return knownClosed ? 'closed' : idleVerdict(times, nowMs, connWaitAgeMs);
+}
+
+// A clock that went backwards (idle time below zero) means the idle time is unknown, so the
+// connection is pinged rather than trusted.
+function idleVerdict(times: ConnectionTimes, nowMs: number, connWaitAgeMs: number | undefined): 'ping' | 'use' {
   const idleMs = nowMs - times.lastAccessAt;
-  if (connWaitAgeMs === undefined || idleMs > connWaitAgeMs || idleMs < 0) return 'ping';
-  return 'use';
+  return connWaitAgeMs === undefined || idleMs > connWaitAgeMs || idleMs < 0 ? 'ping' : 'use';
 }
 
 /**

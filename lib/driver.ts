@@ -145,3 +145,56 @@ export async function readWaitTimeoutSeconds(conn: DriverConnection): Promise<nu
   if (!Number.isFinite(value) || value <= 0) throw new Error(`Unexpected wait_timeout from the server: ${String(value)}`);
   return value;
 }
+
+/** Server status flag of an OK packet: a transaction is open (SERVER_STATUS_IN_TRANS). */
+export const SERVER_STATUS_IN_TRANS = 1;
+/** Server status flag of an OK packet: autocommit is on (SERVER_STATUS_AUTOCOMMIT). */
+export const SERVER_STATUS_AUTOCOMMIT = 2;
+
+/**
+ * The server status flags reported in a result's OK packet, or `undefined` for a result set
+ * (mysql2 does not expose the flags of its closing packet; a SELECT leaves a transaction open
+ * only when autocommit is off, which an earlier OK packet reported). Free: already parsed.
+ */
+export function serverStatusOf(result: unknown): number | undefined {
+  const header = Array.isArray(result) ? lastHeader(result) : result;
+  const status = (header as { serverStatus?: unknown } | null | undefined)?.serverStatus;
+  return typeof status === 'number' ? status : undefined;
+}
+
+// Multiple statements give an array mixing result sets and OK headers; the last header is
+// the state after the last statement.
+function lastHeader(results: unknown[]): unknown {
+  for (let i = results.length - 1; i >= 0; i--) {
+    const item = results[i];
+    if (item !== null && typeof item === 'object' && !Array.isArray(item) && 'serverStatus' in item) return item;
+  }
+  return undefined;
+}
+
+// Codes that mean the connection, not the statement, failed.
+const CONNECTION_LEVEL_CODES: ReadonlySet<string | number> = new Set([
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ER_CONNECTION_KILLED',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
+  2006, // CR_SERVER_GONE_ERROR
+  2013, // CR_SERVER_LOST
+  1053, // ER_SERVER_SHUTDOWN
+  1927, // ER_CONNECTION_KILLED (MariaDB)
+  4031, // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+)
+]);
+
+/**
+ * Whether `err` broke the connection (it must be destroyed) rather than one statement
+ * (syntax, duplicate key, lock wait: the connection is still good).
+ */
+export function isConnectionLevelError(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  const e = err as { fatal?: unknown; code?: unknown; errno?: unknown };
+  return e.fatal === true || CONNECTION_LEVEL_CODES.has(e.code as string) || CONNECTION_LEVEL_CODES.has(e.errno as number);
+}

@@ -1,36 +1,53 @@
 /**
  * The per-connection record (HikariCP's PoolEntry): the connection and the times the pool's
  * decisions need. generic-pool hands only the resource to `validate`, so the times live here.
+ *
+ * An entry is one slot of the pool. Its connection can be swapped for a new one while it is
+ * lent (a dead connection replaced before a statement), so generic-pool's loan stays valid.
  */
 import type { ConnectionTimes } from './decisions.js';
-import type { DriverConnection } from './driver.js';
+import { SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, type DriverConnection } from './driver.js';
 
 /** Why a connection left the pool; logged and counted. */
 export type EvictReason =
   | 'closed'
   | 'closedByServer'
   | 'connectionError'
+  | 'fatalError'
   | 'maxAge'
   | 'pingFailed'
   | 'pingTimeout'
+  | 'rollbackFailed'
   | 'poolEnded';
 
 /** One pooled connection and its lifetime record. Times are ms since the epoch. */
 export class PoolEntry implements ConnectionTimes {
-  /** The mysql2 promise connection lent to the user. */
-  readonly conn: DriverConnection;
+  /** The mysql2 promise connection. */
+  conn: DriverConnection;
   /** The server's connection id (`CONNECTION_ID()`), for logs. */
-  readonly id: number;
+  id: number;
   /** When the connection was made, ms since the epoch. */
-  readonly createdAt: number;
-  /** When the connection was made or last came back to the pool, ms since the epoch. */
+  createdAt: number;
+  /** When the connection was made, last finished a statement or came back, ms since the epoch. */
   lastAccessAt: number;
   /** This connection's own age limit in ms (maxAge less its jitter); 0 means none. */
-  readonly maxAgeMs: number;
+  maxAgeMs: number;
   /** Set when mysql2 reports the connection ended or failed. */
   lostReason: 'closedByServer' | 'connectionError' | undefined = undefined;
   /** Why the pool is about to destroy it; read by the destroy hook for the log. */
   evictReason: EvictReason | undefined = undefined;
+  /** The pool has closed the current connection (it is being replaced or destroyed). */
+  closing = false;
+  /** A statement failed at the connection level: destroy on return. */
+  broken = false;
+  /** The last OK packet said a transaction is open. */
+  inTransaction = false;
+  /** The last OK packet said autocommit is off: any statement may have opened a transaction. */
+  autocommitOff = false;
+  /** The user went around the tracked methods (prepared statements, the raw connection). */
+  untracked = false;
+  /** A check before a statement in progress; concurrent statements wait for the same one. */
+  freshening: Promise<void> | undefined = undefined;
 
   constructor(conn: DriverConnection, id: number, nowMs: number, maxAgeMs: number) {
     this.conn = conn;
@@ -38,5 +55,32 @@ export class PoolEntry implements ConnectionTimes {
     this.createdAt = nowMs;
     this.lastAccessAt = nowMs;
     this.maxAgeMs = maxAgeMs;
+  }
+
+  /** Takes a new connection into this slot, with a fresh record. */
+  adopt(conn: DriverConnection, id: number, nowMs: number, maxAgeMs: number): void {
+    this.conn = conn;
+    this.id = id;
+    this.createdAt = nowMs;
+    this.lastAccessAt = nowMs;
+    this.maxAgeMs = maxAgeMs;
+    this.lostReason = undefined;
+    this.evictReason = undefined;
+    this.closing = false;
+    this.broken = false;
+    this.inTransaction = false;
+    this.autocommitOff = false;
+    this.untracked = false;
+  }
+
+  /** Records the server status flags of an OK packet. */
+  noteServerStatus(status: number): void {
+    this.inTransaction = (status & SERVER_STATUS_IN_TRANS) !== 0;
+    this.autocommitOff = (status & SERVER_STATUS_AUTOCOMMIT) === 0;
+  }
+
+  /** Whether a transaction may be open, as far as the tracked statements tell. */
+  get mayHaveTransaction(): boolean {
+    return this.inTransaction || this.autocommitOff || this.untracked;
   }
 }

@@ -58,6 +58,8 @@ export interface PoolStats {
   readonly pingFailures: number;
   /** Connect attempts that failed. */
   readonly connectFailures: number;
+  /** Borrows or statements that waited one loop turn because the event loop had stalled. */
+  readonly loopStalls: number;
   /** The idle threshold in force, in ms (`undefined` until the server's wait_timeout is known). */
   readonly connWaitAgeMs: number | undefined;
 }
@@ -93,6 +95,65 @@ export class PoolClosedError extends FreshPoolError {
 
   constructor() {
     super(PoolClosedError.code, 'The pool is closed: end() was called, no more connections are lent');
+  }
+}
+
+/** A method of the pool was called with an argument it cannot use; `field` names it. */
+export class InvalidArgumentError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_INVALID_ARGUMENT';
+  /** The argument at fault, e.g. `fn` or `isolationLevel`. */
+  readonly field: string;
+  /** The value that was rejected. */
+  readonly value: unknown;
+
+  constructor(field: string, value: unknown, problem: string) {
+    super(InvalidArgumentError.code, `Invalid argument "${field}": ${problem} (got ${describe(value)})`);
+    this.field = field;
+    this.value = value;
+  }
+}
+
+/**
+ * The connection died while a transaction was open on it. The server has rolled the
+ * transaction back; the statement that found the loss was not sent, and nothing was retried.
+ * `cause` is the driver's error.
+ */
+export class TransactionLostError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_TRANSACTION_LOST';
+
+  constructor(connId: number, cause: unknown) {
+    super(
+      TransactionLostError.code,
+      `Connection ${connId} was lost with a transaction open: the server rolled the transaction back; ` +
+        'nothing was retried. Run the whole transaction again if that is safe.',
+      { cause },
+    );
+  }
+}
+
+/**
+ * The connection was lost while COMMIT was in flight: the transaction may or may not have
+ * been committed. It was not retried. `cause` is the driver's error.
+ */
+export class CommitOutcomeUnknownError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_COMMIT_UNKNOWN';
+
+  constructor(connId: number, cause: unknown) {
+    super(
+      CommitOutcomeUnknownError.code,
+      `Connection ${connId} was lost during COMMIT: the transaction may or may not have been committed; ` +
+        'it was not retried. Check the data before running it again.',
+      { cause },
+    );
+  }
+}
+
+/** The connection was used after `withConnection`'s function had returned and given it back. */
+export class ConnectionReleasedError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_CONNECTION_RELEASED';
+
+  constructor() {
+    super(ConnectionReleasedError.code, 'This connection was already given back to the pool; use it only inside withConnection');
   }
 }
 

@@ -4,5 +4,16 @@
  */
 export { createPool, FreshPool, type PoolConnection } from './pool.js';
 export { DEFAULTS, type FreshPoolConfig } from './config.js';
-export { FreshPoolError, ConfigError, AcquireTimeoutError, PoolClosedError, type PoolStats } from './errors.js';
+export type { IsolationLevel, TransactionOptions } from './transaction.js';
+export {
+  FreshPoolError,
+  ConfigError,
+  InvalidArgumentError,
+  AcquireTimeoutError,
+  PoolClosedError,
+  TransactionLostError,
+  CommitOutcomeUnknownError,
+  ConnectionReleasedError,
+  type PoolStats,
+} from './errors.js';
 export type { EvictReason } from './entry.js';

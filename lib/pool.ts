@@ -6,14 +6,21 @@
 import { pino, type Logger } from 'pino';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { DEFAULTS, resolveConfig, type FreshPoolConfig, type ResolvedConfig } from './config.js';
-import { borrowVerdict, connectBackoffMs, effectiveConnWaitAgeMs, jitteredMaxAgeMs } from './decisions.js';
+import { borrowVerdict, type BorrowVerdict, connectBackoffMs, effectiveConnWaitAgeMs, jitteredMaxAgeMs, statementVerdict } from './decisions.js';
 import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
 import { PoolEntry, type EvictReason } from './entry.js';
-import { AcquireTimeoutError, PoolClosedError, type PoolStats } from './errors.js';
+import { AcquireTimeoutError, InvalidArgumentError, PoolClosedError, TransactionLostError, type PoolStats } from './errors.js';
+import { endLeakWatch, watchForLeak } from './leak-watch.js';
+import { LentConnection, type StatementGate } from './lent-connection.js';
+import { LoopWatch } from './loop-watch.js';
 import { createResourcePool, type ResourcePool } from './resource-pool.js';
+import { planTransaction, runTransaction, type TransactionOptions } from './transaction.js';
 
-/** The connection lent to `withConnection`'s function: a mysql2 promise connection. */
+/**
+ * The connection lent to `withConnection`'s function: mysql2's promise connection API. Each
+ * statement on it is checked first when the connection sat idle past `connWaitAge`.
+ */
 export type PoolConnection = DriverConnection;
 
 // Preallocated so the hot path (a recently used connection) allocates no promise of its own.
@@ -41,12 +48,15 @@ export class FreshPool {
   private pingFailures = 0;
   private connectFailures = 0;
   private readonly destroyed: Record<string, number> = {};
+  private loopStalls = 0;
+  private readonly loopWatch = new LoopWatch(DEFAULTS.loopTickMs, DEFAULTS.loopStallMs);
 
   /** Prefer `createPool(config)`. Throws `ConfigError` on invalid configuration. */
   constructor(config: FreshPoolConfig) {
     this.config = resolveConfig(config);
     this.log = this.config.logger ?? pino({ name: 'mysql-fresh-pool', level: 'info' });
     this.connWaitAgeMs = this.config.connWaitAgeMs;
+    this.loopWatch.start();
     this.resources = createResourcePool<PoolEntry>(
       { create: () => this.create(), destroy: (entry) => this.destroy(entry), validate: (entry) => this.validate(entry) },
       {
@@ -67,14 +77,43 @@ export class FreshPool {
    * or throws. Resolves with `fn`'s result and rejects with `fn`'s error, both unchanged.
    * Rejects with `AcquireTimeoutError` when no connection is had within `acquireTimeout` ms,
    * and with `PoolClosedError` after `end()`.
+   *
+   * Inside `fn`, a statement on a connection idle past `connWaitAge` pings it first; a dead
+   * connection is replaced before the statement is sent when no transaction is open, and the
+   * statement rejects with `TransactionLostError` when one was. A connection that comes back
+   * with a transaction open is rolled back before anyone else gets it.
    */
   async withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
     const entry = await this.acquire();
+    const lent = new LentConnection(entry, this.gate);
+    const leak = this.config.leakWarningAfterMs > 0 ? watchForLeak(this.log, () => entry.id, this.config.leakWarningAfterMs) : undefined;
     try {
-      return await fn(entry.conn);
+      return await fn(lent as unknown as PoolConnection);
     } finally {
+      lent.revoke();
+      if (leak !== undefined) endLeakWatch(this.log, leak, entry.id);
       this.giveBack(entry);
     }
+  }
+
+  /**
+   * Runs `fn` in a transaction: START TRANSACTION, `fn`, then COMMIT; ROLLBACK when `fn`
+   * throws, and `fn`'s error is what rejects (a failed ROLLBACK is logged, never thrown over
+   * it). Nothing is retried: a connection lost mid-transaction rejects with
+   * `TransactionLostError`, one lost during COMMIT with `CommitOutcomeUnknownError`.
+   */
+  withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
+    let plan;
+    try {
+      plan = planTransaction(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.withConnection((conn) =>
+      runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, this.log),
+    );
   }
 
   /** Runs one query on a borrowed connection (mysql2's `query`: text protocol, client-side escaping). */
@@ -102,6 +141,7 @@ export class FreshPool {
       pings: this.pings,
       pingFailures: this.pingFailures,
       connectFailures: this.connectFailures,
+      loopStalls: this.loopStalls,
       connWaitAgeMs: this.connWaitAgeMs,
     });
   }
@@ -118,6 +158,7 @@ export class FreshPool {
   private async shutdown(): Promise<void> {
     await this.resources.drain();
     await this.resources.clear();
+    this.loopWatch.stop();
     this.log.debug({ stats: this.stats() }, 'pool ended');
   }
 
@@ -136,24 +177,136 @@ export class FreshPool {
 
   private giveBack(entry: PoolEntry): void {
     entry.lastAccessAt = Date.now();
-    if (entry.lostReason !== undefined || driver.isKnownClosed(entry.conn)) {
-      entry.evictReason = entry.lostReason ?? 'closed';
+    if (entry.broken || entry.lostReason !== undefined || driver.isKnownClosed(entry.conn)) {
+      entry.evictReason = entry.lostReason ?? (entry.broken ? 'fatalError' : 'closed');
       void this.resources.destroy(entry);
+    } else if (this.config.resetOnReturn || entry.mayHaveTransaction) {
+      void this.cleanThenRelease(entry);
     } else {
       void this.resources.release(entry);
     }
+  }
+
+  // Only reached when the OK packets said a transaction may be open (or resetOnReturn): the
+  // next borrower must never inherit someone else's uncommitted writes.
+  private async cleanThenRelease(entry: PoolEntry): Promise<void> {
+    const leftOpen = entry.inTransaction;
+    try {
+      if (this.config.resetOnReturn) {
+        await entry.conn.reset();
+      } else {
+        await entry.conn.query('ROLLBACK');
+        if (entry.autocommitOff) await entry.conn.query('SET autocommit = 1');
+      }
+    } catch (err) {
+      this.log.warn({ connId: entry.id, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'clean-up on return failed');
+      entry.evictReason = 'rollbackFailed';
+      void this.resources.destroy(entry);
+      return;
+    }
+    if (leftOpen) this.log.warn({ connId: entry.id }, 'connection returned with a transaction open; rolled back');
+    entry.inTransaction = false;
+    entry.autocommitOff = false;
+    entry.untracked = false;
+    entry.lastAccessAt = Date.now();
+    void this.resources.release(entry);
+  }
+
+  // What a lent connection asks before each statement. The first question is the hot path:
+  // no I/O. Concurrent statements on one connection share one check.
+  private readonly gate: StatementGate = {
+    needsCheck: (entry) => {
+      const nowMs = Date.now();
+      return this.statementVerdictOf(entry, nowMs) !== 'use' || this.loopWatch.stalled(nowMs);
+    },
+    freshen: (entry) => {
+      entry.freshening ??= this.checkBeforeStatement(entry).finally(() => {
+        entry.freshening = undefined;
+      });
+      return entry.freshening;
+    },
+  };
+
+  private statementVerdictOf(entry: PoolEntry, nowMs: number): 'closed' | 'ping' | 'use' {
+    return statementVerdict(entry, entry.lostReason !== undefined || driver.isKnownClosed(entry.conn), nowMs, this.connWaitAgeMs);
+  }
+
+  private async checkBeforeStatement(entry: PoolEntry): Promise<void> {
+    if (this.loopWatch.stalled(Date.now())) {
+      this.loopStalls++;
+      await LoopWatch.turn();
+    }
+    const nowMs = Date.now();
+    const verdict = this.statementVerdictOf(entry, nowMs);
+    if (verdict === 'use') return;
+    let reason: EvictReason = entry.lostReason ?? 'closed';
+    let error: Error | undefined = undefined;
+    if (verdict === 'ping') {
+      this.pings++;
+      const outcome = await driver.pingWithin(entry.conn, this.config.pingTimeoutMs);
+      if (outcome.ok) {
+        entry.lastAccessAt = Date.now();
+        return;
+      }
+      this.pingFailures++;
+      this.lastFailure = outcome.error;
+      reason = outcome.reason;
+      error = outcome.error;
+    }
+    const lostId = entry.id;
+    if (entry.mayHaveTransaction) {
+      // Never reconnect under an open transaction: its writes are gone with the connection.
+      entry.broken = true;
+      this.log.warn({ connId: lostId, reason }, 'connection lost with a transaction open');
+      throw new TransactionLostError(lostId, error ?? new Error(`connection ${lostId} closed (${reason})`));
+    }
+    // Nothing was sent and no transaction is open: swap in a new connection, unseen by `fn`.
+    this.retire(entry, reason);
+    let conn: DriverConnection;
+    try {
+      conn = await this.connectWithBackoff();
+    } catch (err) {
+      entry.broken = true; // the slot holds a closed connection: destroyed on return
+      throw err;
+    }
+    entry.adopt(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
+    this.watch(entry, conn);
+    this.created++;
+    this.log.info({ connId: entry.id, replacedConnId: lostId, reason }, 'connection replaced before a statement');
+  }
+
+  // Logs, counts and closes the entry's current connection, leaving the entry in the pool.
+  private retire(entry: PoolEntry, reason: EvictReason): void {
+    entry.evictReason = reason;
+    void this.closeLogged(entry);
   }
 
   // generic-pool evicts only on a resolved `false`; a rejection would leave the connection
   // stuck in its test set forever. So this never rejects.
   private validate(entry: PoolEntry): Promise<boolean> {
     const nowMs = Date.now();
-    const knownClosed = entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
-    const verdict = borrowVerdict(entry, knownClosed, nowMs, this.connWaitAgeMs);
+    const verdict = this.borrowVerdictOf(entry, nowMs);
+    if (verdict === 'use' && this.loopWatch.stalled(nowMs)) return this.revalidateAfterStall(entry);
+    return this.actOn(entry, verdict, nowMs);
+  }
+
+  private borrowVerdictOf(entry: PoolEntry, nowMs: number): BorrowVerdict {
+    return borrowVerdict(entry, entry.lostReason !== undefined || driver.isKnownClosed(entry.conn), nowMs, this.connWaitAgeMs);
+  }
+
+  private actOn(entry: PoolEntry, verdict: BorrowVerdict, nowMs: number): Promise<boolean> {
     if (verdict === 'use') return VALID;
     if (verdict === 'ping') return this.pingBeforeLending(entry, nowMs);
     entry.evictReason = verdict === 'closed' ? (entry.lostReason ?? 'closed') : verdict;
     return INVALID;
+  }
+
+  // A close that arrived during the stall is still unread: let the loop deliver it, then decide.
+  private async revalidateAfterStall(entry: PoolEntry): Promise<boolean> {
+    this.loopStalls++;
+    await LoopWatch.turn();
+    const nowMs = Date.now();
+    return this.actOn(entry, this.borrowVerdictOf(entry, nowMs), nowMs);
   }
 
   private async pingBeforeLending(entry: PoolEntry, nowMs: number): Promise<boolean> {
@@ -171,7 +324,16 @@ export class FreshPool {
   }
 
   private async create(): Promise<PoolEntry> {
-    // generic-pool retries a failed create at once, in a loop; the delay here paces it.
+    const conn = await this.connectWithBackoff();
+    const entry = new PoolEntry(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
+    this.watch(entry, conn);
+    this.created++;
+    this.log.debug({ connId: entry.id }, 'connection created');
+    return entry;
+  }
+
+  // generic-pool retries a failed create at once, in a loop; the delay here paces it.
+  private async connectWithBackoff(): Promise<DriverConnection> {
     const delayMs = connectBackoffMs(this.consecutiveConnectFailures, Math.random());
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (this.ending) throw new PoolClosedError();
@@ -182,8 +344,8 @@ export class FreshPool {
       this.noteConnectFailure(err as Error, delayMs);
       throw err;
     }
-    const entry = new PoolEntry(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
-    driver.onConnectionLost(conn, (reason, err) => this.onConnectionLost(entry, reason, err));
+    // Until it is watched, an 'error' event would have no listener and crash the process.
+    driver.onConnectionLost(conn, () => {});
     if (!this.waitTimeoutKnown && !this.readingWaitTimeout) {
       try {
         await this.learnWaitTimeout(conn);
@@ -195,9 +357,11 @@ export class FreshPool {
     }
     this.consecutiveConnectFailures = 0;
     this.lastFailure = undefined;
-    this.created++;
-    this.log.debug({ connId: entry.id }, 'connection created');
-    return entry;
+    return conn;
+  }
+
+  private watch(entry: PoolEntry, conn: DriverConnection): void {
+    driver.onConnectionLost(conn, (reason, err) => this.onConnectionLost(entry, conn, reason, err));
   }
 
   private noteConnectFailure(err: Error, delayMs: number): void {
@@ -237,8 +401,9 @@ export class FreshPool {
 
   // A connection the server closed while it sat idle leaves the pool now, not at its next
   // borrow, so the pool's size is true and `min` is topped up.
-  private onConnectionLost(entry: PoolEntry, reason: 'closedByServer' | 'connectionError', err?: Error): void {
-    if (entry.evictReason !== undefined) return; // we are closing it ourselves
+  private onConnectionLost(entry: PoolEntry, conn: DriverConnection, reason: 'closedByServer' | 'connectionError', err?: Error): void {
+    // Ignore a connection already replaced in its slot, or one we are closing ourselves.
+    if (entry.conn !== conn || entry.evictReason !== undefined) return;
     entry.lostReason = reason;
     if (err) this.lastFailure = err;
     entry.evictReason = reason;
@@ -246,8 +411,14 @@ export class FreshPool {
   }
 
   private destroy(entry: PoolEntry): Promise<void> {
-    const reason: EvictReason = entry.evictReason ?? (this.ending ? 'poolEnded' : 'closed');
-    entry.evictReason = reason;
+    entry.evictReason ??= this.ending ? 'poolEnded' : 'closed';
+    return this.closeLogged(entry);
+  }
+
+  private closeLogged(entry: PoolEntry): Promise<void> {
+    if (entry.closing) return Promise.resolve(); // counted and logged when it was retired
+    entry.closing = true;
+    const reason = entry.evictReason ?? 'closed';
     this.destroyed[reason] = (this.destroyed[reason] ?? 0) + 1;
     const nowMs = Date.now();
     const fields = { connId: entry.id, reason, ageMs: nowMs - entry.createdAt, idleMs: nowMs - entry.lastAccessAt };

@@ -1,0 +1,35 @@
+/**
+ * Leak warning (HikariCP's leakDetectionThreshold): a connection held longer than
+ * `leakWarningAfter` ms logs a warning with the stack of the code that borrowed it, and an
+ * info line when it finally comes back. Costs nothing when off.
+ */
+import type { Logger } from 'pino';
+
+/** One watched borrow. */
+export interface LeakWatch {
+  readonly timer: NodeJS.Timeout;
+  readonly borrowedAt: number;
+  warned: boolean;
+}
+
+/** Starts watching a borrow; the stack is captured here, in the borrower's call. */
+export function watchForLeak(log: Logger, connId: () => number, afterMs: number): LeakWatch {
+  const stack = new Error('connection borrowed here').stack;
+  const watch: LeakWatch = {
+    borrowedAt: Date.now(),
+    warned: false,
+    timer: setTimeout(() => {
+      watch.warned = true;
+      log.warn({ connId: connId(), heldMs: Date.now() - watch.borrowedAt, leakWarningAfterMs: afterMs, stack }, 'connection held longer than leakWarningAfter');
+    }, afterMs),
+  };
+  // A forgotten connection must not also keep the process alive.
+  watch.timer.unref();
+  return watch;
+}
+
+/** Stops watching; logs the return of a borrow that was warned about. */
+export function endLeakWatch(log: Logger, watch: LeakWatch, connId: number): void {
+  clearTimeout(watch.timer);
+  if (watch.warned) log.info({ connId, heldMs: Date.now() - watch.borrowedAt }, 'leaked connection returned');
+}

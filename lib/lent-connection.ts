@@ -1,0 +1,183 @@
+/**
+ * The connection `withConnection` lends: mysql2's promise connection API, forwarded to the
+ * entry's current connection, with three additions the pool needs:
+ * - before each statement, a connection idle past `connWaitAge` (or known dead) is checked
+ *   and, when dead and no transaction is open, replaced before the statement is sent;
+ * - each statement's result updates the entry's record (last use, transaction flags, broken);
+ * - once given back, it refuses further use, so a stale reference cannot reach a connection
+ *   lent to someone else.
+ */
+import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
+import { isConnectionLevelError, serverStatusOf } from './driver.js';
+import type { PoolEntry } from './entry.js';
+import { ConnectionReleasedError } from './errors.js';
+
+/** The pool's side of a lent connection. */
+export interface StatementGate {
+  /** Whether the entry must be checked before its next statement (no I/O). */
+  needsCheck(entry: PoolEntry): boolean;
+  /**
+   * Makes the entry fit for a statement: pings it, or replaces a dead connection when no
+   * transaction is open. Rejects with `TransactionLostError` when one was open.
+   */
+  freshen(entry: PoolEntry): Promise<void>;
+}
+
+type Method = 'query' | 'execute';
+
+/** A lent connection; typed for users as mysql2's promise `Connection`. */
+export class LentConnection {
+  #entry: PoolEntry;
+  #gate: StatementGate;
+  #lent = true;
+
+  constructor(entry: PoolEntry, gate: StatementGate) {
+    this.#entry = entry;
+    this.#gate = gate;
+  }
+
+  /** Ends the loan: later calls reject with `ConnectionReleasedError`. */
+  revoke(): void {
+    this.#lent = false;
+  }
+
+  query<T extends QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
+    return this.#run<T>('query', sql, values);
+  }
+
+  execute<T extends QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
+    return this.#run<T>('execute', sql, values);
+  }
+
+  async beginTransaction(): Promise<void> {
+    await this.#run('query', 'START TRANSACTION');
+  }
+
+  async commit(): Promise<void> {
+    await this.#run('query', 'COMMIT');
+  }
+
+  async rollback(): Promise<void> {
+    await this.#run('query', 'ROLLBACK');
+  }
+
+  ping(): Promise<void> {
+    return this.#current().ping();
+  }
+
+  /** Prepared statements run outside the tracking, so the connection is cleaned up on return. */
+  prepare(options: string | QueryOptions): ReturnType<Connection['prepare']> {
+    const conn = this.#current();
+    this.#entry.untracked = true;
+    return conn.prepare(options);
+  }
+
+  unprepare(sql: string | QueryOptions): void {
+    this.#current().unprepare(sql);
+  }
+
+  async changeUser(options: Parameters<Connection['changeUser']>[0]): Promise<void> {
+    const conn = this.#current();
+    this.#entry.untracked = true;
+    await conn.changeUser(options);
+  }
+
+  /** COM_RESET_CONNECTION: ends any transaction and clears the session. */
+  async reset(): Promise<void> {
+    await this.#current().reset();
+    this.#entry.inTransaction = false;
+    this.#entry.autocommitOff = false;
+  }
+
+  /** Closes the connection; the pool replaces it when it comes back. */
+  end(): Promise<void> {
+    return this.#current().end();
+  }
+
+  /** Destroys the connection; the pool replaces it when it comes back. */
+  destroy(): void {
+    this.#current().destroy();
+  }
+
+  pause(): void {
+    this.#current().pause();
+  }
+
+  resume(): void {
+    this.#current().resume();
+  }
+
+  escape(value: unknown): string {
+    return this.#entry.conn.escape(value);
+  }
+
+  escapeId(value: string | string[]): string {
+    return this.#entry.conn.escapeId(value as string);
+  }
+
+  format(sql: string, values?: unknown): string {
+    return this.#entry.conn.format(sql, values);
+  }
+
+  get threadId(): number {
+    return this.#entry.conn.threadId;
+  }
+
+  get config(): Connection['config'] {
+    return this.#entry.conn.config;
+  }
+
+  get state(): Connection['state'] {
+    return this.#entry.conn.state;
+  }
+
+  /** mysql2's callback connection underneath; statements sent on it are not tracked. */
+  get connection(): unknown {
+    this.#entry.untracked = true;
+    return (this.#current() as unknown as { connection: unknown }).connection;
+  }
+
+  on(event: string, listener: (...args: unknown[]) => void): this {
+    this.#current().on(event, listener);
+    return this;
+  }
+
+  once(event: string, listener: (...args: unknown[]) => void): this {
+    this.#current().once(event, listener);
+    return this;
+  }
+
+  off(event: string, listener: (...args: unknown[]) => void): this {
+    this.#entry.conn.off(event, listener);
+    return this;
+  }
+
+  removeListener(event: string, listener: (...args: unknown[]) => void): this {
+    return this.off(event, listener);
+  }
+
+  #current(): Connection {
+    if (!this.#lent) throw new ConnectionReleasedError();
+    return this.#entry.conn;
+  }
+
+  async #run<T extends QueryResult>(method: Method, sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
+    if (!this.#lent) throw new ConnectionReleasedError();
+    const entry = this.#entry;
+    if (this.#gate.needsCheck(entry)) await this.#gate.freshen(entry);
+    try {
+      const conn = entry.conn;
+      const result = await (method === 'query'
+        ? conn.query<T>(sql as string, values as never)
+        : conn.execute<T>(sql as string, values as never));
+      const status = serverStatusOf(result[0]);
+      if (status !== undefined) entry.noteServerStatus(status);
+      return result;
+    } catch (err) {
+      if (isConnectionLevelError(err)) entry.broken = true;
+      throw err;
+    } finally {
+      entry.lastAccessAt = Date.now();
+    }
+  }
+}

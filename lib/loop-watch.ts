@@ -1,0 +1,51 @@
+/**
+ * Notices when the event loop has been stalled (a CPU-bound job, a synchronous call). While
+ * it is, a socket's close can sit unprocessed in the kernel: mysql2 cannot know the
+ * connection is dead, and a borrow made right after the stall would lend it. After a stall
+ * the pool lets the loop turn once (one setImmediate: the poll phase runs and delivers any
+ * pending 'end' / 'error') before it trusts a connection, which costs no round trip.
+ *
+ * The cost on the hot path is one comparison; the watch itself is one unref'd interval timer.
+ */
+
+/** Watches for stalls; times in ms since the epoch. */
+export class LoopWatch {
+  #lastTurnAt = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  readonly #stallMs: number;
+  readonly #tickMs: number;
+
+  /**
+   * @param tickMs how often the watch notes that the loop turned, ms
+   * @param stallMs a loop that has not turned for longer than this, ms, counts as stalled
+   */
+  constructor(tickMs: number, stallMs: number) {
+    this.#tickMs = tickMs;
+    this.#stallMs = stallMs;
+  }
+
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#lastTurnAt = Date.now();
+    this.#timer = setInterval(() => {
+      this.#lastTurnAt = Date.now();
+    }, this.#tickMs);
+    // It must never be what keeps a process alive.
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Whether the loop has not turned for longer than the stall threshold, as of `nowMs`. */
+  stalled(nowMs: number): boolean {
+    return nowMs - this.#lastTurnAt > this.#stallMs;
+  }
+
+  /** Resolves after one full turn of the loop (poll phase included). */
+  static turn(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+}
