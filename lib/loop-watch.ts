@@ -2,8 +2,7 @@
  * Notices when the event loop has been stalled (a CPU-bound job, a synchronous call). While
  * it is, a socket's close can sit unprocessed in the kernel: mysql2 cannot know the
  * connection is dead, and a borrow made right after the stall would lend it. After a stall
- * the pool lets the loop turn once (one setImmediate: the poll phase runs and delivers any
- * pending 'end' / 'error') before it trusts a connection, which costs no round trip.
+ * the pool lets the loop poll its sockets once (delivering any pending 'end' / 'error') before it trusts a connection, which costs no round trip.
  *
  * The cost on the hot path is one comparison; the watch itself is one unref'd interval timer.
  */
@@ -44,8 +43,12 @@ export class LoopWatch {
     return nowMs - this.#lastTurnAt > this.#stallMs;
   }
 
-  /** Resolves after one full turn of the loop (poll phase included). */
+  /**
+   * Resolves once the loop has certainly polled its sockets. Two setImmediate hops: called
+   * from an I/O callback, the first runs in this same iteration's check phase, right after a
+   * poll that happened before the stall; the second runs only after the next poll.
+   */
   static turn(): Promise<void> {
-    return new Promise((resolve) => setImmediate(resolve));
+    return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
   }
 }
