@@ -3,6 +3,7 @@
  * Decisions come from decisions.ts (pure), I/O goes through driver.ts, and the per-connection
  * record is PoolEntry; generic-pool does the queueing.
  */
+import { inspect } from 'node:util';
 import { pino, type Logger } from 'pino';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { DEFAULTS, resolveConfig, type FreshPoolConfig, type ResolvedConfig } from './config.js';
@@ -124,6 +125,15 @@ export class FreshPool {
   /** Runs one prepared statement on a borrowed connection (mysql2's `execute`). */
   execute<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
     return this.withConnection((conn) => conn.execute<T>(sql as string, values as never));
+  }
+
+  /** What logging or inspecting the pool shows: its counters, never its connections' options. */
+  toJSON(): PoolStats {
+    return this.stats();
+  }
+
+  [inspect.custom](): string {
+    return `FreshPool ${inspect(this.stats())}`;
   }
 
   /** A frozen snapshot of the pool's counters. */
@@ -336,7 +346,8 @@ export class FreshPool {
   private async connectWithBackoff(): Promise<DriverConnection> {
     const delayMs = connectBackoffMs(this.consecutiveConnectFailures, Math.random());
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-    if (this.ending) throw new PoolClosedError();
+    // No early exit when the pool is ending: borrows queued before end() are still served,
+    // and a create that failed without a delay would make generic-pool retry in a tight loop.
     let conn: DriverConnection;
     try {
       conn = await driver.connect(this.config.connection);
