@@ -24,9 +24,10 @@ import { planTransaction, runTransaction, type TransactionOptions } from './tran
  */
 export type PoolConnection = DriverConnection;
 
-// Preallocated so the hot path (a recently used connection) allocates no promise of its own.
-const VALID = Promise.resolve(true);
-const INVALID = Promise.resolve(false);
+// Internal: the same name generic-pool gives its own acquire timeout; never reaches users.
+class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
 
 // Routine evictions are debug; the ones that mean a connection died are info.
 const ROUTINE_EVICTIONS: ReadonlySet<EvictReason> = new Set(['maxAge', 'poolEnded']);
@@ -59,11 +60,11 @@ export class FreshPool {
     this.connWaitAgeMs = this.config.connWaitAgeMs;
     this.loopWatch.start();
     this.resources = createResourcePool<PoolEntry>(
-      { create: () => this.create(), destroy: (entry) => this.destroy(entry), validate: (entry) => this.validate(entry) },
+      { create: () => this.create(), destroy: (entry) => this.destroy(entry) },
       {
         max: this.config.max,
         min: this.config.min,
-        testOnBorrow: true,
+        testOnBorrow: false,
         acquireTimeoutMillis: this.config.acquireTimeoutMs,
         // LIFO keeps the busy connections busy and lets the rest age out, so a steady load
         // borrows connections used moments ago: no ping.
@@ -172,17 +173,64 @@ export class FreshPool {
     this.log.debug({ stats: this.stats() }, 'pool ended');
   }
 
+  // Validation runs here rather than in generic-pool's testOnBorrow: the hot path (a connection
+  // used moments ago) then costs one synchronous decision and no promise of its own, and a
+  // check can never leave a connection stuck in generic-pool's test set.
   private async acquire(): Promise<PoolEntry> {
     if (this.ending) throw new PoolClosedError();
-    try {
-      return await this.resources.acquire();
-    } catch (err) {
-      if ((err as Error)?.name === 'TimeoutError') {
-        throw new AcquireTimeoutError(this.config.acquireTimeoutMs, this.stats(), this.lastFailure);
+    const deadline = Date.now() + this.config.acquireTimeoutMs;
+    let request = this.resources.acquire();
+    for (;;) {
+      let entry: PoolEntry;
+      try {
+        entry = await request;
+      } catch (err) {
+        throw this.acquireFailure(err);
       }
-      if (this.ending) throw new PoolClosedError();
-      throw err;
+      const nowMs = Date.now();
+      const verdict = this.borrowVerdictOf(entry, nowMs);
+      if (verdict === 'use' && !this.loopWatch.stalled(nowMs)) return entry;
+      if (await this.checkBeforeLending(entry, verdict)) return entry;
+      void this.resources.destroy(entry);
+      // Another connection, within what is left of acquireTimeout.
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0) throw this.acquireFailure(new TimeoutError());
+      request = this.acquireWithin(remainingMs);
     }
+  }
+
+  private acquireFailure(err: unknown): Error {
+    if (err instanceof TimeoutError || (err as Error)?.name === 'TimeoutError') {
+      return new AcquireTimeoutError(this.config.acquireTimeoutMs, this.stats(), this.lastFailure);
+    }
+    if (this.ending) return new PoolClosedError();
+    return err as Error;
+  }
+
+  // generic-pool's own timeout restarts with each acquire; this one keeps the first deadline.
+  // A connection that arrives after it gave up goes straight back to the pool.
+  private acquireWithin(ms: number): Promise<PoolEntry> {
+    const request = this.resources.acquire();
+    return new Promise((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        request.then((entry) => this.resources.release(entry), () => undefined);
+        reject(new TimeoutError());
+      }, ms);
+      request.then(
+        (entry) => {
+          if (timedOut) return;
+          clearTimeout(timer);
+          resolve(entry);
+        },
+        (err: unknown) => {
+          if (timedOut) return;
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   private giveBack(entry: PoolEntry): void {
@@ -291,35 +339,26 @@ export class FreshPool {
     void this.closeLogged(entry);
   }
 
-  // generic-pool evicts only on a resolved `false`; a rejection would leave the connection
-  // stuck in its test set forever. So this never rejects.
-  private validate(entry: PoolEntry): Promise<boolean> {
-    const nowMs = Date.now();
-    const verdict = this.borrowVerdictOf(entry, nowMs);
-    if (verdict === 'use' && this.loopWatch.stalled(nowMs)) return this.revalidateAfterStall(entry);
-    return this.actOn(entry, verdict, nowMs);
-  }
-
   private borrowVerdictOf(entry: PoolEntry, nowMs: number): BorrowVerdict {
     return borrowVerdict(entry, entry.lostReason !== undefined || driver.isKnownClosed(entry.conn), nowMs, this.connWaitAgeMs);
   }
 
-  private actOn(entry: PoolEntry, verdict: BorrowVerdict, nowMs: number): Promise<boolean> {
-    if (verdict === 'use') return VALID;
-    if (verdict === 'ping') return this.pingBeforeLending(entry, nowMs);
+  // The slow path of a borrow: after a loop stall, an age or idle verdict. Never rejects.
+  private async checkBeforeLending(entry: PoolEntry, verdict: BorrowVerdict): Promise<boolean> {
+    if (verdict === 'use') {
+      // A close that arrived during the stall is still unread: let the loop deliver it first.
+      this.loopStalls++;
+      await LoopWatch.turn();
+      verdict = this.borrowVerdictOf(entry, Date.now());
+    }
+    if (verdict === 'use') return true;
+    if (verdict === 'ping') return this.pingBeforeLending(entry);
     entry.evictReason = verdict === 'closed' ? (entry.lostReason ?? 'closed') : verdict;
-    return INVALID;
+    return false;
   }
 
-  // A close that arrived during the stall is still unread: let the loop deliver it, then decide.
-  private async revalidateAfterStall(entry: PoolEntry): Promise<boolean> {
-    this.loopStalls++;
-    await LoopWatch.turn();
+  private async pingBeforeLending(entry: PoolEntry): Promise<boolean> {
     const nowMs = Date.now();
-    return this.actOn(entry, this.borrowVerdictOf(entry, nowMs), nowMs);
-  }
-
-  private async pingBeforeLending(entry: PoolEntry, nowMs: number): Promise<boolean> {
     this.pings++;
     const outcome = await driver.pingWithin(entry.conn, this.config.pingTimeoutMs);
     if (outcome.ok) {
