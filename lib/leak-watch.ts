@@ -12,9 +12,11 @@ export interface LeakWatch {
   warned: boolean;
 }
 
-/** Starts watching a borrow; the stack is captured here, in the borrower's call. */
-export function watchForLeak(log: Logger, connId: () => number, afterMs: number): LeakWatch {
-  const stack = new Error('connection borrowed here').stack;
+/**
+ * Starts watching a borrow.
+ * @param stack the borrower's stack, captured synchronously in its call (before any await)
+ */
+export function watchForLeak(log: Logger, connId: () => number, afterMs: number, stack: string | undefined): LeakWatch {
   const watch: LeakWatch = {
     borrowedAt: Date.now(),
     warned: false,

@@ -87,9 +87,11 @@ export class FreshPool {
    */
   async withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
+    // Captured before the first await, while the borrower's own frames are still on the stack.
+    const borrowStack = this.config.leakWarningAfterMs > 0 ? new Error('connection borrowed here').stack : undefined;
     const entry = await this.acquire();
     const lent = new LentConnection(entry, this.gate);
-    const leak = this.config.leakWarningAfterMs > 0 ? watchForLeak(this.log, () => entry.id, this.config.leakWarningAfterMs) : undefined;
+    const leak = borrowStack !== undefined ? watchForLeak(this.log, () => entry.id, this.config.leakWarningAfterMs, borrowStack) : undefined;
     try {
       return await fn(lent as unknown as PoolConnection);
     } finally {
@@ -254,7 +256,8 @@ export class FreshPool {
         await entry.conn.reset();
       } else {
         await entry.conn.query('ROLLBACK');
-        if (entry.autocommitOff) await entry.conn.query('SET autocommit = 1');
+        // Untracked statements may have turned autocommit off without our seeing it.
+        if (entry.autocommitOff || entry.untracked) await entry.conn.query('SET autocommit = 1');
       }
     } catch (err) {
       this.log.warn({ connId: entry.id, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'clean-up on return failed');
