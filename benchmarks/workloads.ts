@@ -70,6 +70,10 @@ export async function throughput(
         for (let round = 0; round < rounds; round++) {
           for (const [i, c] of contenders.entries()) {
             progress(`throughput size=${size} concurrency=${concurrency} round ${round + 1}/${rounds} ${c.name}`);
+            // Each pool starts its round on equal terms: no garbage left by the one before,
+            // its own connections and code warm again.
+            (globalThis as { gc?: () => void }).gc?.();
+            await drive(c, concurrency, Math.min(200, roundMs / 2), undefined);
             const opsPerSec = await drive(c, concurrency, roundMs, results[i]!.histogram);
             results[i]!.rounds.push(opsPerSec);
             if (i === 0) hotOps += Math.round((opsPerSec * roundMs) / 1000);

@@ -40,7 +40,8 @@ export class FreshPool {
   /** The idle threshold in force, ms; undefined until known (every borrow pings meanwhile). */
   private connWaitAgeMs: number | undefined;
   private waitTimeoutKnown = false;
-  private readingWaitTimeout = false;
+  /** The first connection's read of wait_timeout, while it is in flight. */
+  private waitTimeoutRead: Promise<void> | undefined;
   private consecutiveConnectFailures = 0;
   /** The last connect or ping failure since the last successful connect: an acquire timeout's cause. */
   private lastFailure: Error | undefined;
@@ -399,13 +400,22 @@ export class FreshPool {
     }
     // Until it is watched, an 'error' event would have no listener and crash the process.
     driver.onConnectionLost(conn, () => {});
-    if (!this.waitTimeoutKnown && !this.readingWaitTimeout) {
-      try {
-        await this.learnWaitTimeout(conn);
-      } catch (err) {
-        await driver.close(conn, DEFAULTS.closeTimeout);
-        this.noteConnectFailure(err as Error, delayMs);
-        throw err;
+    if (!this.waitTimeoutKnown) {
+      if (this.waitTimeoutRead === undefined) {
+        this.waitTimeoutRead = this.learnWaitTimeout(conn).finally(() => {
+          this.waitTimeoutRead = undefined;
+        });
+        try {
+          await this.waitTimeoutRead;
+        } catch (err) {
+          await driver.close(conn, DEFAULTS.closeTimeout);
+          this.noteConnectFailure(err as Error, delayMs);
+          throw err;
+        }
+      } else {
+        // Made alongside the first connection: wait for its answer rather than lend this one
+        // before the idle threshold is known (which would cost it a ping).
+        await this.waitTimeoutRead.catch(() => undefined);
       }
     }
     this.consecutiveConnectFailures = 0;
@@ -428,7 +438,6 @@ export class FreshPool {
   }
 
   private async learnWaitTimeout(conn: DriverConnection): Promise<void> {
-    this.readingWaitTimeout = true;
     try {
       const waitTimeoutSeconds = await driver.readWaitTimeoutSeconds(conn);
       const { ms, clamped } = effectiveConnWaitAgeMs(this.config.connWaitAgeMs, waitTimeoutSeconds);
@@ -447,8 +456,6 @@ export class FreshPool {
       this.connWaitAgeMs = this.config.connWaitAgeMs ?? DEFAULTS.connWaitAgeCap;
       this.waitTimeoutKnown = true;
       this.log.warn({ err: { message: (err as Error).message }, connWaitAgeMs: this.connWaitAgeMs }, 'could not read wait_timeout');
-    } finally {
-      this.readingWaitTimeout = false;
     }
   }
 
