@@ -198,3 +198,63 @@ export function isConnectionLevelError(err: unknown): boolean {
   const e = err as { fatal?: unknown; code?: unknown; errno?: unknown };
   return e.fatal === true || CONNECTION_LEVEL_CODES.has(e.code as string) || CONNECTION_LEVEL_CODES.has(e.errno as number);
 }
+
+/** Told of each statement's outcome before its promise settles. */
+export interface StatementObserver {
+  observe(err: unknown, result: unknown): void;
+}
+
+interface CoreStatements {
+  config: { trace?: boolean };
+  query(sql: unknown, values: unknown, cb: StatementCallback): void;
+  query(sql: unknown, cb: StatementCallback): void;
+  execute(sql: unknown, values: unknown, cb: StatementCallback): void;
+  execute(sql: unknown, cb: StatementCallback): void;
+}
+
+type StatementCallback = (err: Error | null, rows?: unknown, fields?: unknown) => void;
+
+/**
+ * Runs `query` or `execute` on mysql2's callback API with a single promise, resolving to
+ * `[rows, fields]` exactly as mysql2's promise API does. One promise layer instead of two on
+ * the path of every statement. With mysql2's `trace` option (on unless set to false) the
+ * caller's stack is captured as mysql2 does, so errors point at the user's code.
+ *
+ * @param stackFrom the public method the user called; frames above it are left out
+ */
+export function statement<T>(
+  conn: DriverConnection,
+  method: 'query' | 'execute',
+  sql: unknown,
+  values: unknown,
+  observer: StatementObserver,
+  stackFrom: (...args: never[]) => unknown,
+): Promise<T> {
+  if (typeof values === 'function') throw new Error('Callback function is not available with promise clients.');
+  const c = (conn as unknown as { connection: CoreStatements }).connection;
+  let holder: { stack?: string } | undefined;
+  if (c.config.trace !== false) {
+    holder = {};
+    Error.captureStackTrace(holder, stackFrom);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const done: StatementCallback = (err, rows, fields) => {
+      observer.observe(err, rows);
+      if (err) {
+        if (holder?.stack) {
+          const lines = holder.stack.split('\n');
+          lines[0] = `${err.name}: ${err.message}`;
+          err.stack = lines.join('\n');
+        }
+        reject(err);
+      } else {
+        resolve([rows, fields] as T);
+      }
+    };
+    if (method === 'query') {
+      if (values === undefined) c.query(sql, done);
+      else c.query(sql, values, done);
+    } else if (values === undefined) c.execute(sql, done);
+    else c.execute(sql, values, done);
+  });
+}

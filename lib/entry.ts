@@ -6,7 +6,7 @@
  * lent (a dead connection replaced before a statement), so generic-pool's loan stays valid.
  */
 import type { ConnectionTimes } from './decisions.js';
-import { SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, type DriverConnection } from './driver.js';
+import { isConnectionLevelError, serverStatusOf, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, type DriverConnection, type StatementObserver } from './driver.js';
 
 /** Why a connection left the pool; logged and counted. */
 export type EvictReason =
@@ -21,7 +21,7 @@ export type EvictReason =
   | 'poolEnded';
 
 /** One pooled connection and its lifetime record. Times are ms since the epoch. */
-export class PoolEntry implements ConnectionTimes {
+export class PoolEntry implements ConnectionTimes, StatementObserver {
   /** The mysql2 promise connection. */
   conn: DriverConnection;
   /** The server's connection id (`CONNECTION_ID()`), for logs. */
@@ -71,6 +71,20 @@ export class PoolEntry implements ConnectionTimes {
     this.inTransaction = false;
     this.autocommitOff = false;
     this.untracked = false;
+  }
+
+  /**
+   * Records a statement's outcome: the time, the transaction flags of its OK packet, and
+   * whether its error broke the connection.
+   */
+  observe(err: unknown, result: unknown): void {
+    this.lastAccessAt = Date.now();
+    if (err) {
+      if (isConnectionLevelError(err)) this.broken = true;
+      return;
+    }
+    const status = serverStatusOf(result);
+    if (status !== undefined) this.noteServerStatus(status);
   }
 
   /** Records the server status flags of an OK packet. */

@@ -8,7 +8,7 @@
  *   lent to someone else.
  */
 import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
-import { isConnectionLevelError, serverStatusOf } from './driver.js';
+import { statement } from './driver.js';
 import type { PoolEntry } from './entry.js';
 import { ConnectionReleasedError } from './errors.js';
 
@@ -42,23 +42,23 @@ export class LentConnection {
   }
 
   query<T extends QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
-    return this.#run<T>('query', sql, values);
+    return this.#run<T>('query', sql, values, LentConnection.prototype.query);
   }
 
   execute<T extends QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
-    return this.#run<T>('execute', sql, values);
+    return this.#run<T>('execute', sql, values, LentConnection.prototype.execute);
   }
 
   async beginTransaction(): Promise<void> {
-    await this.#run('query', 'START TRANSACTION');
+    await this.#run('query', 'START TRANSACTION', undefined, LentConnection.prototype.beginTransaction);
   }
 
   async commit(): Promise<void> {
-    await this.#run('query', 'COMMIT');
+    await this.#run('query', 'COMMIT', undefined, LentConnection.prototype.commit);
   }
 
   async rollback(): Promise<void> {
-    await this.#run('query', 'ROLLBACK');
+    await this.#run('query', 'ROLLBACK', undefined, LentConnection.prototype.rollback);
   }
 
   ping(): Promise<void> {
@@ -161,23 +161,16 @@ export class LentConnection {
     return this.#entry.conn;
   }
 
-  async #run<T extends QueryResult>(method: Method, sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]> {
-    if (!this.#lent) throw new ConnectionReleasedError();
+  // The hot path: no promise of its own unless the connection must be checked first.
+  #run<T extends QueryResult>(
+    method: Method,
+    sql: string | QueryOptions,
+    values: unknown,
+    stackFrom: (...args: never[]) => unknown,
+  ): Promise<[T, FieldPacket[]]> {
+    if (!this.#lent) return Promise.reject(new ConnectionReleasedError());
     const entry = this.#entry;
-    if (this.#gate.needsCheck(entry)) await this.#gate.freshen(entry);
-    try {
-      const conn = entry.conn;
-      const result = await (method === 'query'
-        ? conn.query<T>(sql as string, values as never)
-        : conn.execute<T>(sql as string, values as never));
-      const status = serverStatusOf(result[0]);
-      if (status !== undefined) entry.noteServerStatus(status);
-      return result;
-    } catch (err) {
-      if (isConnectionLevelError(err)) entry.broken = true;
-      throw err;
-    } finally {
-      entry.lastAccessAt = Date.now();
-    }
+    if (!this.#gate.needsCheck(entry)) return statement(entry.conn, method, sql, values, entry, stackFrom);
+    return this.#gate.freshen(entry).then(() => statement(entry.conn, method, sql, values, entry, stackFrom));
   }
 }
