@@ -12,7 +12,7 @@ import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
 import { PoolEntry, type EvictReason } from './entry.js';
 import { AcquireTimeoutError, InvalidArgumentError, PoolClosedError, TransactionLostError, type PoolStats } from './errors.js';
-import { endLeakWatch, watchForLeak } from './leak-watch.js';
+import { endLeakWatch, watchForLeak, type LeakWatch } from './leak-watch.js';
 import { LentConnection, type StatementGate } from './lent-connection.js';
 import { LoopWatch } from './loop-watch.js';
 import { createResourcePool, type ResourcePool } from './resource-pool.js';
@@ -23,6 +23,14 @@ import { planTransaction, runTransaction, type TransactionOptions } from './tran
  * statement on it is checked first when the connection sat idle past `connWaitAge`.
  */
 export type PoolConnection = DriverConnection;
+
+/** A connection borrowed with `lease()`. */
+export interface Lease {
+  /** The lent connection (mysql2's promise API). */
+  readonly conn: PoolConnection;
+  /** Gives the connection back; later calls do nothing. */
+  release(): void;
+}
 
 // Internal: the same name generic-pool gives its own acquire timeout; never reaches users.
 class TimeoutError extends Error {
@@ -96,10 +104,35 @@ export class FreshPool {
     try {
       return await fn(lent as unknown as PoolConnection);
     } finally {
-      lent.revoke();
-      if (leak !== undefined) endLeakWatch(this.log, leak, entry.id);
-      this.giveBack(entry);
+      this.endLoan(entry, lent, leak);
     }
+  }
+
+  /**
+   * Borrows a connection without a callback, for code that must hand a connection to another
+   * library (the mysql2-pool adapter). `release()` gives it back; a second call does nothing.
+   * Prefer `withConnection`, which cannot forget to give it back. Same errors as it.
+   */
+  async lease(): Promise<Lease> {
+    const borrowStack = this.config.leakWarningAfterMs > 0 ? new Error('connection borrowed here').stack : undefined;
+    const entry = await this.acquire();
+    const lent = new LentConnection(entry, this.gate);
+    const leak = borrowStack !== undefined ? watchForLeak(this.log, () => entry.id, this.config.leakWarningAfterMs, borrowStack) : undefined;
+    let released = false;
+    return {
+      conn: lent as unknown as PoolConnection,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.endLoan(entry, lent, leak);
+      },
+    };
+  }
+
+  private endLoan(entry: PoolEntry, lent: LentConnection, leak: LeakWatch | undefined): void {
+    lent.revoke();
+    if (leak !== undefined) endLeakWatch(this.log, leak, entry.id);
+    this.giveBack(entry);
   }
 
   /**
