@@ -48,6 +48,19 @@ export interface FreshPoolConfig {
    * may have a transaction open is cleaned (ROLLBACK), which costs nothing otherwise.
    */
   resetOnReturn?: boolean;
+  /**
+   * ms. An idle connection beyond `min` is closed after this long unused. 0 keeps idle
+   * connections open. Default 600 000 (10 minutes).
+   */
+  idleTimeout?: number;
+  /**
+   * ms. An idle connection unused for this long is pinged, so a load balancer or NAT never
+   * sees it idle long enough to drop it (HikariCP's keepaliveTime). 0 turns it off. Must be
+   * below `idleTimeout` and `maxAge` when those are on. Default 0 (off).
+   */
+  keepAliveInterval?: number;
+  /** The pool's name, in logs, events and metrics labels. Default `default`. */
+  name?: string;
   /** A pino logger. Default: pino at level `info`, named `mysql-fresh-pool`. */
   logger?: Logger;
 }
@@ -61,6 +74,9 @@ export const DEFAULTS = Object.freeze({
   acquireTimeout: 10_000,
   leakWarningAfter: 0,
   resetOnReturn: false,
+  idleTimeout: 10 * 60_000,
+  keepAliveInterval: 0,
+  name: 'default',
   /** Upper bound of the derived connWaitAge, so middleboxes that drop idle flows (AWS NLB: 350 s) are caught. */
   connWaitAgeCap: 30_000,
   /** Share of maxAge that may be taken off each connection's lifetime at random. */
@@ -90,11 +106,17 @@ export interface ResolvedConfig {
   /** 0 = off. */
   readonly leakWarningAfterMs: number;
   readonly resetOnReturn: boolean;
+  /** 0 = idle connections stay open. */
+  readonly idleTimeoutMs: number;
+  /** 0 = off. */
+  readonly keepAliveIntervalMs: number;
+  readonly name: string;
   readonly logger: Logger | undefined;
 }
 
 const KNOWN_KEYS = new Set([
-  'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'leakWarningAfter', 'resetOnReturn', 'logger',
+  'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'leakWarningAfter', 'resetOnReturn',
+  'idleTimeout', 'keepAliveInterval', 'name', 'logger',
 ]);
 
 /** Checks `config` and fills in defaults. Throws `ConfigError` on the first problem found. */
@@ -113,6 +135,14 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
   if (connWaitAgeMs !== undefined && maxAgeMs !== 0 && connWaitAgeMs >= maxAgeMs) {
     throw new ConfigError('connWaitAge', connWaitAgeMs, `must be below maxAge (${maxAgeMs} ms)`);
   }
+  const idleTimeoutMs = duration('idleTimeout', config.idleTimeout ?? DEFAULTS.idleTimeout, true);
+  const keepAliveIntervalMs = duration('keepAliveInterval', config.keepAliveInterval ?? DEFAULTS.keepAliveInterval, true);
+  if (keepAliveIntervalMs !== 0 && idleTimeoutMs !== 0 && keepAliveIntervalMs >= idleTimeoutMs) {
+    throw new ConfigError('keepAliveInterval', keepAliveIntervalMs, `must be below idleTimeout (${idleTimeoutMs} ms)`);
+  }
+  if (keepAliveIntervalMs !== 0 && maxAgeMs !== 0 && keepAliveIntervalMs >= maxAgeMs) {
+    throw new ConfigError('keepAliveInterval', keepAliveIntervalMs, `must be below maxAge (${maxAgeMs} ms)`);
+  }
   return Object.freeze({
     connection: resolveConnection(config.connection),
     max,
@@ -123,6 +153,9 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
     acquireTimeoutMs: duration('acquireTimeout', config.acquireTimeout ?? DEFAULTS.acquireTimeout, false),
     leakWarningAfterMs: duration('leakWarningAfter', config.leakWarningAfter ?? DEFAULTS.leakWarningAfter, true),
     resetOnReturn: boolean('resetOnReturn', config.resetOnReturn ?? DEFAULTS.resetOnReturn),
+    idleTimeoutMs,
+    keepAliveIntervalMs,
+    name: poolName(config.name ?? DEFAULTS.name),
     logger: checkLogger(config.logger),
   });
 }
@@ -130,6 +163,13 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
 function integer(field: string, value: unknown, least: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < least) {
     throw new ConfigError(field, value, `expected an integer >= ${least}`);
+  }
+  return value;
+}
+
+function poolName(value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(value)) {
+    throw new ConfigError('name', value, 'expected 1 to 64 letters, digits, or _ . : -');
   }
   return value;
 }

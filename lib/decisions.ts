@@ -24,25 +24,67 @@ export interface ConnectionTimes {
  * @param nowMs the current time, ms since the epoch
  * @param connWaitAgeMs idle threshold in ms; `undefined` (not yet known) pings every time
  */
-export function borrowVerdict(times: ConnectionTimes, knownClosed: boolean, nowMs: number, connWaitAgeMs: number | undefined): BorrowVerdict {
+export function borrowVerdict(
+  times: ConnectionTimes,
+  knownClosed: boolean,
+  nowMs: number,
+  connWaitAgeMs: number | undefined,
+  suspectBeforeMs = 0,
+): BorrowVerdict {
   if (knownClosed) return 'closed';
   if (times.maxAgeMs !== 0 && nowMs - times.createdAt > times.maxAgeMs) return 'maxAge';
-  return idleVerdict(times, nowMs, connWaitAgeMs);
+  return idleVerdict(times, nowMs, connWaitAgeMs, suspectBeforeMs);
 }
 
 /**
  * The same decision before a statement on a connection already lent. Age is not checked: a
  * connection in use is never retired under its user (HikariCP's rule too).
  */
-export function statementVerdict(times: ConnectionTimes, knownClosed: boolean, nowMs: number, connWaitAgeMs: number | undefined): Exclude<BorrowVerdict, 'maxAge'> {
-  return knownClosed ? 'closed' : idleVerdict(times, nowMs, connWaitAgeMs);
+export function statementVerdict(
+  times: ConnectionTimes,
+  knownClosed: boolean,
+  nowMs: number,
+  connWaitAgeMs: number | undefined,
+  suspectBeforeMs = 0,
+): Exclude<BorrowVerdict, 'maxAge'> {
+  return knownClosed ? 'closed' : idleVerdict(times, nowMs, connWaitAgeMs, suspectBeforeMs);
 }
 
 // A clock that went backwards (idle time below zero) means the idle time is unknown, so the
-// connection is pinged rather than trusted.
-function idleVerdict(times: ConnectionTimes, nowMs: number, connWaitAgeMs: number | undefined): 'ping' | 'use' {
+// connection is pinged rather than trusted. A connection last used before another one was
+// found dead (`suspectBeforeMs`: a restart, a failover) is pinged too, however recent its use:
+// one detection, not one failure per connection (SQLAlchemy's rule).
+function idleVerdict(times: ConnectionTimes, nowMs: number, connWaitAgeMs: number | undefined, suspectBeforeMs: number): 'ping' | 'use' {
   const idleMs = nowMs - times.lastAccessAt;
-  return connWaitAgeMs === undefined || idleMs > connWaitAgeMs || idleMs < 0 ? 'ping' : 'use';
+  if (connWaitAgeMs === undefined || idleMs > connWaitAgeMs || idleMs < 0) return 'ping';
+  return times.lastAccessAt < suspectBeforeMs ? 'ping' : 'use';
+}
+
+/** What the housekeeping run does with an idle connection. */
+export type IdleAction = 'maxAge' | 'idleTimeout' | 'keepAlive' | 'keep';
+
+/**
+ * Decides, without I/O, what housekeeping does with a connection sitting idle: retire it past
+ * its age limit, close it after `idleTimeoutMs` of idleness when the pool is above `min`
+ * (`aboveMin`), ping it when idle for `keepAliveIntervalMs` so no middlebox sees it idle long
+ * enough to drop it, or leave it. 0 turns a setting off.
+ */
+export function idleAction(times: ConnectionTimes, nowMs: number, idleTimeoutMs: number, keepAliveIntervalMs: number, aboveMin: boolean): IdleAction {
+  if (times.maxAgeMs !== 0 && nowMs - times.createdAt > times.maxAgeMs) return 'maxAge';
+  const idleMs = nowMs - times.lastAccessAt;
+  if (aboveMin && idleTimeoutMs !== 0 && idleMs > idleTimeoutMs) return 'idleTimeout';
+  if (keepAliveIntervalMs !== 0 && idleMs >= keepAliveIntervalMs) return 'keepAlive';
+  return 'keep';
+}
+
+/**
+ * How often housekeeping runs, ms: a quarter of the shortest of the idle settings in force
+ * (0 = off), between 50 ms and 30 s; `undefined` when nothing needs it.
+ */
+export function housekeepingIntervalMs(idleTimeoutMs: number, keepAliveIntervalMs: number, maxAgeMs: number): number | undefined {
+  const settings = [idleTimeoutMs, keepAliveIntervalMs, maxAgeMs].filter((ms) => ms > 0);
+  if (settings.length === 0) return undefined;
+  return Math.min(30_000, Math.max(50, Math.floor(Math.min(...settings) / 4)));
 }
 
 /**

@@ -83,6 +83,8 @@ export function pingWithin(conn: DriverConnection, timeoutMs: number): Promise<P
       destroySocket(conn);
       resolve({ ok: false, reason: 'pingTimeout', error: new Error(`Ping did not answer within ${timeoutMs} ms`) });
     }, timeoutMs);
+    // The socket keeps the process alive while the ping is pending; this timer need not.
+    timer.unref();
     try {
       c.ping((err) => {
         if (settled) return;
@@ -124,6 +126,7 @@ export function close(conn: DriverConnection, timeoutMs: number): Promise<void> 
       destroySocket(conn);
       resolve();
     }, timeoutMs);
+    timer.unref();
     try {
       core(conn).end(() => {
         clearTimeout(timer);

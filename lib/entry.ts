@@ -14,6 +14,7 @@ export type EvictReason =
   | 'closedByServer'
   | 'connectionError'
   | 'fatalError'
+  | 'idleTimeout'
   | 'maxAge'
   | 'pingFailed'
   | 'pingTimeout'
@@ -46,6 +47,8 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
   autocommitOff = false;
   /** The user went around the tracked methods (prepared statements, the raw connection). */
   untracked = false;
+  /** A keep-alive ping is in flight. */
+  keepingAlive = false;
   /** A check before a statement in progress; concurrent statements wait for the same one. */
   freshening: Promise<void> | undefined = undefined;
 

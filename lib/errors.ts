@@ -56,10 +56,20 @@ export interface PoolStats {
   readonly pings: number;
   /** Validation pings that failed or timed out. */
   readonly pingFailures: number;
+  /** Connect attempts made. */
+  readonly connectAttempts: number;
   /** Connect attempts that failed. */
   readonly connectFailures: number;
   /** Borrows or statements that waited one loop turn because the event loop had stalled. */
   readonly loopStalls: number;
+  /** Borrows that got a connection. */
+  readonly acquires: number;
+  /** Total ms borrows spent waiting for a connection (validation included). */
+  readonly acquireWaitMsTotal: number;
+  /** Longest wait of a single borrow, ms. */
+  readonly acquireWaitMsMax: number;
+  /** Total ms spent checking connections before lending them (pings, loop turns). */
+  readonly validationMsTotal: number;
   /** The idle threshold in force, in ms (`undefined` until the server's wait_timeout is known). */
   readonly connWaitAgeMs: number | undefined;
 }
@@ -95,6 +105,19 @@ export class PoolClosedError extends FreshPoolError {
 
   constructor() {
     super(PoolClosedError.code, 'The pool is closed: end() was called, no more connections are lent');
+  }
+}
+
+/**
+ * `ready()` could not open a connection: the server refused it, could not be reached, or
+ * rejected the credentials. `cause` is the driver's error, whose message the server wrote.
+ */
+export class ConnectError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_CONNECT';
+
+  constructor(target: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(ConnectError.code, `Cannot connect to ${target}: ${why}`, { cause });
   }
 }
 

@@ -1,17 +1,22 @@
 /**
- * The pool's policy: when a connection is made, checked, lent, taken back and destroyed.
- * Decisions come from decisions.ts (pure), I/O goes through driver.ts, and the per-connection
- * record is PoolEntry; generic-pool does the queueing.
+ * The pool's policy: when a connection is checked, lent, taken back and destroyed.
+ * Decisions come from decisions.ts (pure), I/O goes through driver.ts, connections are made
+ * by connector.ts, upkeep runs in housekeeping.ts, and the per-connection record is PoolEntry;
+ * generic-pool does the queueing.
  */
+import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import { pino, type Logger } from 'pino';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { DEFAULTS, resolveConfig, type FreshPoolConfig, type ResolvedConfig } from './config.js';
-import { borrowVerdict, type BorrowVerdict, connectBackoffMs, effectiveConnWaitAgeMs, jitteredMaxAgeMs, statementVerdict } from './decisions.js';
+import { Connector } from './connector.js';
+import { borrowVerdict, type BorrowVerdict, jitteredMaxAgeMs, statementVerdict } from './decisions.js';
 import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
 import { PoolEntry, type EvictReason } from './entry.js';
 import { AcquireTimeoutError, InvalidArgumentError, PoolClosedError, TransactionLostError, type PoolStats } from './errors.js';
+import type { FreshPoolEvents } from './events.js';
+import { Housekeeping } from './housekeeping.js';
 import { endLeakWatch, watchForLeak, type LeakWatch } from './leak-watch.js';
 import { LentConnection, type StatementGate } from './lent-connection.js';
 import { LoopWatch } from './loop-watch.js';
@@ -32,42 +37,61 @@ export interface Lease {
   release(): void;
 }
 
+/** Options of `end()`. */
+export interface EndOptions {
+  /**
+   * ms to wait for borrowed connections to come back; then waiting borrows reject with
+   * `PoolClosedError` and borrowed connections are closed under their users. Default: no limit.
+   */
+  timeout?: number;
+}
+
 // Internal: the same name generic-pool gives its own acquire timeout; never reaches users.
 class TimeoutError extends Error {
   override name = 'TimeoutError';
 }
 
 // Routine evictions are debug; the ones that mean a connection died are info.
-const ROUTINE_EVICTIONS: ReadonlySet<EvictReason> = new Set(['maxAge', 'poolEnded']);
+const ROUTINE_EVICTIONS: ReadonlySet<EvictReason> = new Set(['maxAge', 'idleTimeout', 'poolEnded']);
+
+/** Typed listeners; see `FreshPoolEvents`. */
+export interface FreshPool {
+  on<E extends keyof FreshPoolEvents>(event: E, listener: (...args: FreshPoolEvents[E]) => void): this;
+  once<E extends keyof FreshPoolEvents>(event: E, listener: (...args: FreshPoolEvents[E]) => void): this;
+  off<E extends keyof FreshPoolEvents>(event: E, listener: (...args: FreshPoolEvents[E]) => void): this;
+  emit<E extends keyof FreshPoolEvents>(event: E, ...args: FreshPoolEvents[E]): boolean;
+}
 
 /** A pool of mysql2 connections that validates each one as it is lent. Build it with `createPool`. */
-export class FreshPool {
+export class FreshPool extends EventEmitter {
   private readonly config: ResolvedConfig;
   private readonly log: Logger;
   private readonly resources: ResourcePool<PoolEntry>;
-  /** The idle threshold in force, ms; undefined until known (every borrow pings meanwhile). */
-  private connWaitAgeMs: number | undefined;
-  private waitTimeoutKnown = false;
-  /** The first connection's read of wait_timeout, while it is in flight. */
-  private waitTimeoutRead: Promise<void> | undefined;
-  private consecutiveConnectFailures = 0;
-  /** The last connect or ping failure since the last successful connect: an acquire timeout's cause. */
-  private lastFailure: Error | undefined;
+  private readonly connector: Connector;
+  private readonly housekeeping: Housekeeping;
+  private readonly loopWatch = new LoopWatch(DEFAULTS.loopTickMs, DEFAULTS.loopStallMs);
+  /** Connections last used before this moment (ms) are checked before use: one was found dead. */
+  private suspectBeforeMs = 0;
+  private lastPingFailure: { error: Error; atAttempt: number } | undefined;
   private ending: Promise<void> | undefined;
   private created = 0;
   private pings = 0;
   private pingFailures = 0;
-  private connectFailures = 0;
-  private readonly destroyed: Record<string, number> = {};
   private loopStalls = 0;
-  private readonly loopWatch = new LoopWatch(DEFAULTS.loopTickMs, DEFAULTS.loopStallMs);
+  private acquires = 0;
+  private acquireWaitMsTotal = 0;
+  private acquireWaitMsMax = 0;
+  private validationMsTotal = 0;
+  private readonly destroyed: Record<string, number> = {};
 
   /** Prefer `createPool(config)`. Throws `ConfigError` on invalid configuration. */
   constructor(config: FreshPoolConfig) {
+    super();
     this.config = resolveConfig(config);
     this.log = this.config.logger ?? pino({ name: 'mysql-fresh-pool', level: 'info' });
-    this.connWaitAgeMs = this.config.connWaitAgeMs;
-    this.loopWatch.start();
+    this.connector = new Connector(this.config, this.log, (err) => {
+      if (this.listenerCount('error') !== 0) this.emit('error', err);
+    });
     this.resources = createResourcePool<PoolEntry>(
       { create: () => this.create(), destroy: (entry) => this.destroy(entry) },
       {
@@ -78,9 +102,32 @@ export class FreshPool {
         // LIFO keeps the busy connections busy and lets the rest age out, so a steady load
         // borrows connections used moments ago: no ping.
         fifo: false,
-        autostart: true,
+        // `min` connections open at ready() or the first borrow, not at construction.
+        autostart: false,
       },
     );
+    this.housekeeping = new Housekeeping(this.config, {
+      idleEntries: () => this.resources.idleResources(),
+      size: () => this.resources.size,
+      retireIdle: (entry, reason) => this.retireIdle(entry, reason),
+      keepAlive: (entry) => this.keepAlive(entry),
+    });
+    this.loopWatch.start();
+    this.housekeeping.start();
+  }
+
+  /**
+   * Opens a first connection, reads the server's `wait_timeout` and opens `min` connections.
+   * Rejects at once with `ConnectError` (the server's own error as `cause`) when the server
+   * cannot be reached or refuses the credentials, instead of retrying until `acquireTimeout`.
+   * Optional: without it the pool starts on its first borrow.
+   */
+  async ready(): Promise<void> {
+    if (this.ending) throw new PoolClosedError();
+    await this.connector.probe();
+    this.resources.start();
+    const leases = await Promise.all(Array.from({ length: this.config.min }, () => this.lease()));
+    for (const lease of leases) lease.release();
   }
 
   /**
@@ -129,12 +176,6 @@ export class FreshPool {
     };
   }
 
-  private endLoan(entry: PoolEntry, lent: LentConnection, leak: LeakWatch | undefined): void {
-    lent.revoke();
-    if (leak !== undefined) endLeakWatch(this.log, leak, entry.id);
-    this.giveBack(entry);
-  }
-
   /**
    * Runs `fn` in a transaction: START TRANSACTION, `fn`, then COMMIT; ROLLBACK when `fn`
    * throws, and `fn`'s error is what rejects (a failed ROLLBACK is logged, never thrown over
@@ -164,13 +205,9 @@ export class FreshPool {
     return this.withConnection((conn) => conn.execute<T>(sql as string, values as never));
   }
 
-  /** What logging or inspecting the pool shows: its counters, never its connections' options. */
-  toJSON(): PoolStats {
-    return this.stats();
-  }
-
-  [inspect.custom](): string {
-    return `FreshPool ${inspect(this.stats())}`;
+  /** The pool's `name`, as in its logs, events and metrics. */
+  get name(): string {
+    return this.config.name;
   }
 
   /** A frozen snapshot of the pool's counters. */
@@ -187,24 +224,66 @@ export class FreshPool {
       destroyed: Object.freeze({ ...this.destroyed }),
       pings: this.pings,
       pingFailures: this.pingFailures,
-      connectFailures: this.connectFailures,
+      connectAttempts: this.connector.attempts,
+      connectFailures: this.connector.failures,
       loopStalls: this.loopStalls,
-      connWaitAgeMs: this.connWaitAgeMs,
+      acquires: this.acquires,
+      acquireWaitMsTotal: this.acquireWaitMsTotal,
+      acquireWaitMsMax: this.acquireWaitMsMax,
+      validationMsTotal: this.validationMsTotal,
+      connWaitAgeMs: this.connector.connWaitAgeMs,
     });
+  }
+
+  /** What logging or inspecting the pool shows: its counters, never its connections' options. */
+  toJSON(): PoolStats {
+    return this.stats();
+  }
+
+  [inspect.custom](): string {
+    return `FreshPool ${inspect(this.stats())}`;
   }
 
   /**
    * Stops lending (later borrows reject with `PoolClosedError`), waits for the borrows already
-   * queued or running to finish, then closes every connection. Safe to call more than once.
+   * queued or running to finish (at most `timeout` ms), then closes every connection. Safe to
+   * call more than once. No timer of the pool's outlives it.
    */
-  end(): Promise<void> {
-    this.ending ??= this.shutdown();
+  end(options?: EndOptions): Promise<void> {
+    const timeoutMs = options?.timeout;
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
+      return Promise.reject(new InvalidArgumentError('timeout', timeoutMs, 'expected a number of milliseconds >= 0'));
+    }
+    this.ending ??= this.shutdown(timeoutMs);
     return this.ending;
   }
 
-  private async shutdown(): Promise<void> {
-    await this.resources.drain();
+  private async shutdown(timeoutMs: number | undefined): Promise<void> {
+    // The pool's own timers are unref'd; this one keeps the process alive until end() settles.
+    const hold = setInterval(() => undefined, 60_000);
+    try {
+      await this.closeAll(timeoutMs);
+    } finally {
+      clearInterval(hold);
+    }
+  }
+
+  private async closeAll(timeoutMs: number | undefined): Promise<void> {
+    this.housekeeping.stop();
+    const drained = this.resources.drain();
+    if (timeoutMs === undefined || (await settlesWithin(drained, timeoutMs))) {
+      await drained;
+    } else {
+      const borrowed = this.resources.borrowedResources();
+      this.log.warn({ borrowed: borrowed.length, waiting: this.resources.pending, timeoutMs }, 'end() timed out; closing borrowed connections');
+      this.resources.rejectWaiting(new PoolClosedError());
+      for (const entry of borrowed) {
+        entry.broken = true;
+        driver.destroySocket(entry.conn);
+      }
+    }
     await this.resources.clear();
+    await this.connector.closeSpare();
     this.loopWatch.stop();
     this.log.debug({ stats: this.stats() }, 'pool ended');
   }
@@ -214,7 +293,7 @@ export class FreshPool {
   // check can never leave a connection stuck in generic-pool's test set.
   private async acquire(): Promise<PoolEntry> {
     if (this.ending) throw new PoolClosedError();
-    const deadline = Date.now() + this.config.acquireTimeoutMs;
+    const startedMs = Date.now();
     let request = this.resources.acquire();
     for (;;) {
       let entry: PoolEntry;
@@ -223,24 +302,47 @@ export class FreshPool {
       } catch (err) {
         throw this.acquireFailure(err);
       }
-      const nowMs = Date.now();
+      let nowMs = Date.now();
       const verdict = this.borrowVerdictOf(entry, nowMs);
-      if (verdict === 'use' && !this.loopWatch.stalled(nowMs)) return entry;
-      if (await this.checkBeforeLending(entry, verdict)) return entry;
-      void this.resources.destroy(entry);
-      // Another connection, within what is left of acquireTimeout.
-      const remainingMs = deadline - Date.now();
-      if (remainingMs <= 0) throw this.acquireFailure(new TimeoutError());
-      request = this.acquireWithin(remainingMs);
+      if (verdict !== 'use' || this.loopWatch.stalled(nowMs)) {
+        const ok = await this.checkBeforeLending(entry, verdict);
+        const checkedMs = Date.now();
+        this.validationMsTotal += checkedMs - nowMs;
+        nowMs = checkedMs;
+        if (!ok) {
+          void this.resources.destroy(entry);
+          // Another connection, within what is left of acquireTimeout.
+          const remainingMs = startedMs + this.config.acquireTimeoutMs - nowMs;
+          if (remainingMs <= 0) throw this.acquireFailure(new TimeoutError());
+          request = this.acquireWithin(remainingMs);
+          continue;
+        }
+      }
+      this.noteAcquire(entry, nowMs - startedMs);
+      return entry;
     }
+  }
+
+  private noteAcquire(entry: PoolEntry, waitMs: number): void {
+    this.acquires++;
+    this.acquireWaitMsTotal += waitMs;
+    if (waitMs > this.acquireWaitMsMax) this.acquireWaitMsMax = waitMs;
+    if (this.listenerCount('acquire') !== 0) this.emit('acquire', { pool: this.config.name, connId: entry.id, waitMs });
   }
 
   private acquireFailure(err: unknown): Error {
     if (err instanceof TimeoutError || (err as Error)?.name === 'TimeoutError') {
-      return new AcquireTimeoutError(this.config.acquireTimeoutMs, this.stats(), this.lastFailure);
+      return new AcquireTimeoutError(this.config.acquireTimeoutMs, this.stats(), this.lastFailure());
     }
     if (this.ending) return new PoolClosedError();
     return err as Error;
+  }
+
+  // The last connect or ping failure since the last successful connect.
+  private lastFailure(): Error | undefined {
+    const ping = this.lastPingFailure;
+    const pingIsRecent = ping !== undefined && ping.atAttempt === this.connector.attempts;
+    return this.connector.lastFailure ?? (pingIsRecent ? ping.error : undefined);
   }
 
   // generic-pool's own timeout restarts with each acquire; this one keeps the first deadline.
@@ -269,10 +371,18 @@ export class FreshPool {
     });
   }
 
+  private endLoan(entry: PoolEntry, lent: LentConnection, leak: LeakWatch | undefined): void {
+    lent.revoke();
+    if (leak !== undefined) endLeakWatch(this.log, leak, entry.id);
+    if (this.listenerCount('release') !== 0) this.emit('release', { pool: this.config.name, connId: entry.id });
+    this.giveBack(entry);
+  }
+
   private giveBack(entry: PoolEntry): void {
     entry.lastAccessAt = Date.now();
     if (entry.broken || entry.lostReason !== undefined || driver.isKnownClosed(entry.conn)) {
       entry.evictReason = entry.lostReason ?? (entry.broken ? 'fatalError' : 'closed');
+      this.suspectIdle(entry.evictReason);
       void this.resources.destroy(entry);
     } else if (this.config.resetOnReturn || entry.mayHaveTransaction) {
       void this.cleanThenRelease(entry);
@@ -307,6 +417,16 @@ export class FreshPool {
     void this.resources.release(entry);
   }
 
+  // After a restart or failover, every connection made before it is suspect: each is checked
+  // at its next use, so the pool pays one detection, not one user-visible failure per connection.
+  private suspectIdle(reason: EvictReason): void {
+    const nowMs = Date.now();
+    if (nowMs - this.suspectBeforeMs > 1_000) {
+      this.log.info({ reason }, 'connection found dead; connections used before now will be checked before use');
+    }
+    this.suspectBeforeMs = nowMs;
+  }
+
   // What a lent connection asks before each statement. The first question is the hot path:
   // no I/O. Concurrent statements on one connection share one check.
   private readonly gate: StatementGate = {
@@ -323,7 +443,13 @@ export class FreshPool {
   };
 
   private statementVerdictOf(entry: PoolEntry, nowMs: number): 'closed' | 'ping' | 'use' {
-    return statementVerdict(entry, entry.lostReason !== undefined || driver.isKnownClosed(entry.conn), nowMs, this.connWaitAgeMs);
+    const knownClosed = entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
+    return statementVerdict(entry, knownClosed, nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
+  }
+
+  private borrowVerdictOf(entry: PoolEntry, nowMs: number): BorrowVerdict {
+    const knownClosed = entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
+    return borrowVerdict(entry, knownClosed, nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
   }
 
   private async checkBeforeStatement(entry: PoolEntry): Promise<void> {
@@ -331,23 +457,17 @@ export class FreshPool {
       this.loopStalls++;
       await LoopWatch.turn();
     }
-    const nowMs = Date.now();
-    const verdict = this.statementVerdictOf(entry, nowMs);
+    const verdict = this.statementVerdictOf(entry, Date.now());
     if (verdict === 'use') return;
     let reason: EvictReason = entry.lostReason ?? 'closed';
     let error: Error | undefined = undefined;
     if (verdict === 'ping') {
-      this.pings++;
-      const outcome = await driver.pingWithin(entry.conn, this.config.pingTimeoutMs);
-      if (outcome.ok) {
-        entry.lastAccessAt = Date.now();
-        return;
-      }
-      this.pingFailures++;
-      this.lastFailure = outcome.error;
+      const outcome = await this.ping(entry);
+      if (outcome.ok) return;
       reason = outcome.reason;
       error = outcome.error;
     }
+    this.suspectIdle(reason);
     const lostId = entry.id;
     if (entry.mayHaveTransaction) {
       // Never reconnect under an open transaction: its writes are gone with the connection.
@@ -356,28 +476,18 @@ export class FreshPool {
       throw new TransactionLostError(lostId, error ?? new Error(`connection ${lostId} closed (${reason})`));
     }
     // Nothing was sent and no transaction is open: swap in a new connection, unseen by `fn`.
-    this.retire(entry, reason);
+    entry.evictReason = reason;
+    void this.closeLogged(entry);
     let conn: DriverConnection;
     try {
-      conn = await this.connectWithBackoff();
+      conn = await this.connector.connect();
     } catch (err) {
       entry.broken = true; // the slot holds a closed connection: destroyed on return
       throw err;
     }
     entry.adopt(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
     this.watch(entry, conn);
-    this.created++;
     this.log.info({ connId: entry.id, replacedConnId: lostId, reason }, 'connection replaced before a statement');
-  }
-
-  // Logs, counts and closes the entry's current connection, leaving the entry in the pool.
-  private retire(entry: PoolEntry, reason: EvictReason): void {
-    entry.evictReason = reason;
-    void this.closeLogged(entry);
-  }
-
-  private borrowVerdictOf(entry: PoolEntry, nowMs: number): BorrowVerdict {
-    return borrowVerdict(entry, entry.lostReason !== undefined || driver.isKnownClosed(entry.conn), nowMs, this.connWaitAgeMs);
   }
 
   // The slow path of a borrow: after a loop stall, an age or idle verdict. Never rejects.
@@ -389,107 +499,63 @@ export class FreshPool {
       verdict = this.borrowVerdictOf(entry, Date.now());
     }
     if (verdict === 'use') return true;
-    if (verdict === 'ping') return this.pingBeforeLending(entry);
-    entry.evictReason = verdict === 'closed' ? (entry.lostReason ?? 'closed') : verdict;
+    if (verdict === 'ping') {
+      const outcome = await this.ping(entry);
+      if (outcome.ok) return true;
+      entry.evictReason = outcome.reason;
+    } else {
+      entry.evictReason = verdict === 'closed' ? (entry.lostReason ?? 'closed') : verdict;
+    }
+    if (verdict !== 'maxAge') this.suspectIdle(entry.evictReason);
     return false;
   }
 
-  private async pingBeforeLending(entry: PoolEntry): Promise<boolean> {
-    const nowMs = Date.now();
+  // A bounded ping; a live connection counts as just used.
+  private async ping(entry: PoolEntry): Promise<driver.PingOutcome> {
+    const idleMs = Date.now() - entry.lastAccessAt;
     this.pings++;
     const outcome = await driver.pingWithin(entry.conn, this.config.pingTimeoutMs);
     if (outcome.ok) {
-      this.log.debug({ connId: entry.id, idleMs: nowMs - entry.lastAccessAt }, 'idle connection pinged');
+      this.log.debug({ connId: entry.id, idleMs }, 'connection pinged');
       entry.lastAccessAt = Date.now();
-      return true;
+    } else {
+      this.pingFailures++;
+      this.lastPingFailure = { error: outcome.error, atAttempt: this.connector.attempts };
     }
-    this.pingFailures++;
-    this.lastFailure = outcome.error;
+    return outcome;
+  }
+
+  private async keepAlive(entry: PoolEntry): Promise<void> {
+    const outcome = await this.ping(entry);
+    if (outcome.ok) return;
+    this.suspectIdle(outcome.reason);
     entry.evictReason = outcome.reason;
+    if (!this.resources.removeIdle(entry)) {
+      // Lent meanwhile: its user's next statement finds it closed and replaces it.
+      entry.evictReason = undefined;
+      entry.lostReason = 'connectionError';
+    }
+  }
+
+  private retireIdle(entry: PoolEntry, reason: 'maxAge' | 'idleTimeout'): boolean {
+    entry.evictReason = reason;
+    if (this.resources.removeIdle(entry)) return true;
+    entry.evictReason = undefined;
     return false;
   }
 
   private async create(): Promise<PoolEntry> {
-    const conn = await this.connectWithBackoff();
+    const conn = await this.connector.connect();
     const entry = new PoolEntry(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
     this.watch(entry, conn);
-    this.created++;
-    this.log.debug({ connId: entry.id }, 'connection created');
     return entry;
-  }
-
-  // generic-pool retries a failed create at once, in a loop; the delay here paces it.
-  private async connectWithBackoff(): Promise<DriverConnection> {
-    const delayMs = connectBackoffMs(this.consecutiveConnectFailures, Math.random());
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-    // No early exit when the pool is ending: borrows queued before end() are still served,
-    // and a create that failed without a delay would make generic-pool retry in a tight loop.
-    let conn: DriverConnection;
-    try {
-      conn = await driver.connect(this.config.connection);
-    } catch (err) {
-      this.noteConnectFailure(err as Error, delayMs);
-      throw err;
-    }
-    // Until it is watched, an 'error' event would have no listener and crash the process.
-    driver.onConnectionLost(conn, () => {});
-    if (!this.waitTimeoutKnown) {
-      if (this.waitTimeoutRead === undefined) {
-        this.waitTimeoutRead = this.learnWaitTimeout(conn).finally(() => {
-          this.waitTimeoutRead = undefined;
-        });
-        try {
-          await this.waitTimeoutRead;
-        } catch (err) {
-          await driver.close(conn, DEFAULTS.closeTimeout);
-          this.noteConnectFailure(err as Error, delayMs);
-          throw err;
-        }
-      } else {
-        // Made alongside the first connection: wait for its answer rather than lend this one
-        // before the idle threshold is known (which would cost it a ping).
-        await this.waitTimeoutRead.catch(() => undefined);
-      }
-    }
-    this.consecutiveConnectFailures = 0;
-    this.lastFailure = undefined;
-    return conn;
   }
 
   private watch(entry: PoolEntry, conn: DriverConnection): void {
     driver.onConnectionLost(conn, (reason, err) => this.onConnectionLost(entry, conn, reason, err));
-  }
-
-  private noteConnectFailure(err: Error, delayMs: number): void {
-    this.consecutiveConnectFailures++;
-    this.connectFailures++;
-    this.lastFailure = err;
-    this.log.warn(
-      { err: { message: err.message, code: (err as { code?: unknown }).code }, failures: this.consecutiveConnectFailures, delayMs },
-      'connect failed',
-    );
-  }
-
-  private async learnWaitTimeout(conn: DriverConnection): Promise<void> {
-    try {
-      const waitTimeoutSeconds = await driver.readWaitTimeoutSeconds(conn);
-      const { ms, clamped } = effectiveConnWaitAgeMs(this.config.connWaitAgeMs, waitTimeoutSeconds);
-      if (clamped) {
-        this.log.warn(
-          { connWaitAgeMs: this.config.connWaitAgeMs, waitTimeoutSeconds, clampedToMs: ms },
-          'connWaitAge is not below the server wait_timeout; clamped',
-        );
-      }
-      this.connWaitAgeMs = ms;
-      this.waitTimeoutKnown = true;
-      this.log.debug({ waitTimeoutSeconds, connWaitAgeMs: ms }, 'server wait_timeout read');
-    } catch (err) {
-      if ((err as { fatal?: boolean }).fatal) throw err;
-      // A server or proxy that will not say: keep the explicit value, else the cap.
-      this.connWaitAgeMs = this.config.connWaitAgeMs ?? DEFAULTS.connWaitAgeCap;
-      this.waitTimeoutKnown = true;
-      this.log.warn({ err: { message: (err as Error).message }, connWaitAgeMs: this.connWaitAgeMs }, 'could not read wait_timeout');
-    }
+    this.created++;
+    this.log.debug({ connId: entry.id }, 'connection created');
+    if (this.listenerCount('create') !== 0) this.emit('create', { pool: this.config.name, connId: entry.id });
   }
 
   // A connection the server closed while it sat idle leaves the pool now, not at its next
@@ -498,9 +564,9 @@ export class FreshPool {
     // Ignore a connection already replaced in its slot, or one we are closing ourselves.
     if (entry.conn !== conn || entry.evictReason !== undefined) return;
     entry.lostReason = reason;
-    if (err) this.lastFailure = err;
+    if (err) this.log.debug({ connId: entry.id, err: { message: err.message, code: (err as { code?: unknown }).code } }, 'connection error');
     entry.evictReason = reason;
-    if (!this.resources.removeIdle(entry)) entry.evictReason = undefined; // lent or in validation: handled there
+    if (!this.resources.removeIdle(entry)) entry.evictReason = undefined; // lent or being checked: handled there
   }
 
   private destroy(entry: PoolEntry): Promise<void> {
@@ -517,7 +583,21 @@ export class FreshPool {
     const fields = { connId: entry.id, reason, ageMs: nowMs - entry.createdAt, idleMs: nowMs - entry.lastAccessAt };
     if (ROUTINE_EVICTIONS.has(reason)) this.log.debug(fields, 'connection evicted');
     else this.log.info(fields, 'connection evicted');
+    if (this.listenerCount('evict') !== 0) this.emit('evict', { pool: this.config.name, ...fields });
     return driver.close(entry.conn, DEFAULTS.closeTimeout);
+  }
+}
+
+// Whether `promise` settles within `ms`; the timer is cleared either way.
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

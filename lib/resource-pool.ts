@@ -18,6 +18,8 @@ interface InternalIterator<T> {
 
 interface PoolInternals<T> {
   _availableObjects: { iterator(): InternalIterator<T> };
+  _resourceLoans: Map<T, unknown>;
+  _waitingClientsQueue: { length: number; dequeue(): { reject(reason: unknown): void } | undefined };
   _destroy(resource: PooledResource<T>): void;
   _dispense(): void;
 }
@@ -36,13 +38,25 @@ export interface ResourcePool<T> extends Pool<T> {
    * (and does nothing) when it is not idle: lent out, being validated or already gone.
    */
   removeIdle(resource: T): boolean;
+  /** The resources idle in the pool now, most recently returned first. */
+  idleResources(): T[];
+  /** The resources lent out now. */
+  borrowedResources(): T[];
+  /** Rejects every borrow still waiting with `reason` (shutdown after its timeout). */
+  rejectWaiting(reason: unknown): void;
 }
 
 /** Builds the pool; throws if generic-pool's internals are not the ones this file expects. */
 export function createResourcePool<T>(factory: Factory<T>, options: Options): ResourcePool<T> {
   const pool = new internals.Pool<T>(internals.DefaultEvictor, internals.Deque, internals.PriorityQueue, factory, options);
   const inner = pool as unknown as PoolInternals<T> & ResourcePool<T>;
-  if (typeof inner._availableObjects?.iterator !== 'function' || typeof inner._destroy !== 'function' || typeof inner._dispense !== 'function') {
+  if (
+    typeof inner._availableObjects?.iterator !== 'function' ||
+    !(inner._resourceLoans instanceof Map) ||
+    typeof inner._waitingClientsQueue?.dequeue !== 'function' ||
+    typeof inner._destroy !== 'function' ||
+    typeof inner._dispense !== 'function'
+  ) {
     throw new Error('mysql-fresh-pool: unsupported generic-pool version (expected 3.9.x internals)');
   }
   inner.removeIdle = (resource: T): boolean => {
@@ -56,6 +70,18 @@ export function createResourcePool<T>(factory: Factory<T>, options: Options): Re
       }
     }
     return false;
+  };
+  inner.idleResources = (): T[] => {
+    const found: T[] = [];
+    const it = inner._availableObjects.iterator();
+    for (let step = it.next(); !step.done; step = it.next()) found.push(step.value.obj);
+    return found;
+  };
+  inner.borrowedResources = (): T[] => [...inner._resourceLoans.keys()];
+  inner.rejectWaiting = (reason: unknown): void => {
+    for (let request = inner._waitingClientsQueue.dequeue(); request !== undefined; request = inner._waitingClientsQueue.dequeue()) {
+      request.reject(reason);
+    }
   };
   return inner;
 }
