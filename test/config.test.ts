@@ -33,7 +33,7 @@ t.test('unknown keys are named', async (t) => {
 });
 
 t.test('negative, non-numeric, infinite and oversized durations', async (t) => {
-  for (const field of ['maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout']) {
+  for (const field of ['maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'leakWarningAfter', 'idleTimeout', 'keepAliveInterval']) {
     rejects(t, { connection: url, [field]: -1 }, field, -1);
     rejects(t, { connection: url, [field]: '1000' }, field, '1000');
     rejects(t, { connection: url, [field]: Number.NaN }, field, Number.NaN);
@@ -84,6 +84,17 @@ t.test('a bad URL never shows its password', async (t) => {
   for (const text of [caught?.message, caught?.stack, inspect(caught), JSON.stringify(caught)]) {
     t.notMatch(String(text), 'hunter2');
   }
+});
+
+t.test('keepAliveInterval must be below idleTimeout and maxAge', async (t) => {
+  rejects(t, { connection: url, idleTimeout: 1000, keepAliveInterval: 1000 }, 'keepAliveInterval', 1000);
+  rejects(t, { connection: url, idleTimeout: 0, maxAge: 1000, keepAliveInterval: 2000 }, 'keepAliveInterval', 2000);
+});
+
+t.test('name and booleans', async (t) => {
+  rejects(t, { connection: url, name: '' }, 'name', '');
+  rejects(t, { connection: url, name: 'has space' }, 'name', 'has space');
+  rejects(t, { connection: url, resetOnReturn: 'yes' }, 'resetOnReturn', 'yes');
 });
 
 t.test('logger must look like pino', async (t) => {

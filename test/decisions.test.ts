@@ -1,7 +1,16 @@
 // The pool's pure decisions, with an injected clock and randomness: no server, no sleeps.
 import t from 'tap';
 import { DEFAULTS } from '../lib/config.js';
-import { borrowVerdict, connectBackoffMs, derivedConnWaitAgeMs, effectiveConnWaitAgeMs, jitteredMaxAgeMs } from '../lib/decisions.js';
+import {
+  borrowVerdict,
+  connectBackoffMs,
+  derivedConnWaitAgeMs,
+  effectiveConnWaitAgeMs,
+  housekeepingIntervalMs,
+  idleAction,
+  jitteredMaxAgeMs,
+  statementVerdict,
+} from '../lib/decisions.js';
 
 const T0 = 1_700_000_000_000;
 const conn = (createdAt: number, lastAccessAt: number, maxAgeMs = 60_000) => ({ createdAt, lastAccessAt, maxAgeMs });
@@ -53,4 +62,32 @@ t.test('connectBackoffMs: none at first, doubling, capped, jittered', async (t) 
   t.equal(connectBackoffMs(3, 0), DEFAULTS.connectBackoffInitial * 2);
   t.equal(connectBackoffMs(50, 0), DEFAULTS.connectBackoffMax / 2);
   t.ok(connectBackoffMs(1_000, 0.999_999) < DEFAULTS.connectBackoffMax, 'never beyond the cap');
+});
+
+t.test('suspicion: a connection last used before a detected death is pinged, however recent', async (t) => {
+  const c = conn(T0, T0 + 5_000);
+  t.equal(borrowVerdict(c, false, T0 + 5_100, 30_000, 0), 'use', 'no suspicion');
+  t.equal(borrowVerdict(c, false, T0 + 5_100, 30_000, T0 + 5_050), 'ping', 'used before the detection');
+  t.equal(borrowVerdict(c, false, T0 + 5_100, 30_000, T0 + 4_000), 'use', 'used after the detection');
+  t.equal(statementVerdict(c, false, T0 + 5_100, 30_000, T0 + 5_050), 'ping', 'inside withConnection too');
+  t.equal(statementVerdict(conn(T0, T0, 1_000), false, T0 + 999_999, 60_000_000), 'use', 'a lent connection is never retired by age');
+});
+
+t.test('idleAction: age first, then idle timeout above min, then keep-alive', async (t) => {
+  const c = conn(T0, T0 + 1_000, 60_000);
+  t.equal(idleAction(c, T0 + 60_001, 10_000, 1_000, false), 'maxAge', 'age applies even at min: a replacement is made');
+  t.equal(idleAction(c, T0 + 11_001, 10_000, 1_000, true), 'idleTimeout');
+  t.equal(idleAction(c, T0 + 11_001, 10_000, 1_000, false), 'keepAlive', 'at min: kept, and kept alive');
+  t.equal(idleAction(c, T0 + 11_001, 10_000, 0, false), 'keep', 'at min without keep-alive');
+  t.equal(idleAction(c, T0 + 1_999, 10_000, 1_000, true), 'keep', 'not idle long enough for anything');
+  t.equal(idleAction(c, T0 + 2_000, 10_000, 1_000, true), 'keepAlive');
+  t.equal(idleAction(c, T0 + 50_000, 0, 0, true), 'keep', 'idleTimeout 0 keeps idle connections');
+});
+
+t.test('housekeepingIntervalMs: a quarter of the shortest setting, 50 ms to 30 s, none when all off', async (t) => {
+  t.equal(housekeepingIntervalMs(600_000, 0, 1_800_000), 30_000);
+  t.equal(housekeepingIntervalMs(400, 0, 0), 100);
+  t.equal(housekeepingIntervalMs(100, 0, 0), 50);
+  t.equal(housekeepingIntervalMs(600_000, 20_000, 0), 5_000);
+  t.equal(housekeepingIntervalMs(0, 0, 0), undefined);
 });
