@@ -480,7 +480,7 @@ export class FreshPool extends EventEmitter {
     void this.closeLogged(entry);
     let conn: DriverConnection;
     try {
-      conn = await this.connector.connect();
+      conn = await this.reconnectWithin(this.config.acquireTimeoutMs);
     } catch (err) {
       entry.broken = true; // the slot holds a closed connection: destroyed on return
       throw err;
@@ -488,6 +488,18 @@ export class FreshPool extends EventEmitter {
     entry.adopt(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
     this.watch(entry, conn);
     this.log.info({ connId: entry.id, replacedConnId: lostId, reason }, 'connection replaced before a statement');
+  }
+
+  // Nothing was sent yet, so waiting for the server (a restart) is safe, as a borrow would.
+  private async reconnectWithin(timeoutMs: number): Promise<DriverConnection> {
+    const deadlineMs = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.connector.connect();
+      } catch (err) {
+        if (Date.now() >= deadlineMs) throw new AcquireTimeoutError(timeoutMs, this.stats(), err);
+      }
+    }
   }
 
   // The slow path of a borrow: after a loop stall, an age or idle verdict. Never rejects.
