@@ -180,6 +180,22 @@ export class ConnectionReleasedError extends FreshPoolError {
   }
 }
 
+/**
+ * A mysql2 method that has no meaning here: a transaction, prepared statement or session
+ * change on the pool itself (borrow a connection with `getConnection()` for those), or a
+ * method of the adapter's connection that this library does not forward.
+ */
+export class UnsupportedOperationError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_UNSUPPORTED';
+  /** The method called, e.g. `beginTransaction`. */
+  readonly operation: string;
+
+  constructor(operation: string, hint: string) {
+    super(UnsupportedOperationError.code, `${operation}() is not supported by the mysql2 adapter: ${hint}`);
+    this.operation = operation;
+  }
+}
+
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);

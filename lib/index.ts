@@ -16,6 +16,15 @@ export {
   TransactionLostError,
   CommitOutcomeUnknownError,
   ConnectionReleasedError,
+  UnsupportedOperationError,
   type PoolStats,
 } from './errors.js';
 export type { EvictReason } from './entry.js';
+export {
+  createMysql2Adapter,
+  Mysql2PoolAdapter,
+  Mysql2AdapterConnection,
+  Mysql2AdapterQuery,
+  type StatementCallback,
+  type StreamOptions,
+} from './mysql2-adapter.js';

@@ -137,6 +137,20 @@ export class LentConnection {
     return (this.#current() as unknown as { connection: unknown }).connection;
   }
 
+  /**
+   * For a statement the pool cannot track (a streamed query): checks the connection as a
+   * statement would (no I/O when it was used moments ago; a dead one is replaced, or
+   * `TransactionLostError` when a transaction was open), then returns mysql2's callback
+   * connection, marked untracked so the connection is cleaned up on return.
+   */
+  async untrackedConnection(): Promise<unknown> {
+    if (!this.#lent) throw new ConnectionReleasedError();
+    const entry = this.#entry;
+    if (this.#gate.needsCheck(entry)) await this.#gate.freshen(entry);
+    entry.untracked = true;
+    return (entry.conn as unknown as { connection: unknown }).connection;
+  }
+
   on(event: string, listener: (...args: unknown[]) => void): this {
     this.#current().on(event, listener);
     return this;
