@@ -8,7 +8,7 @@ import { DEFAULTS, type ResolvedConfig } from './config.js';
 import { connectBackoffMs, effectiveConnWaitAgeMs } from './decisions.js';
 import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
-import { ConnectError } from './errors.js';
+import { ConnectError, PoolClosedError } from './errors.js';
 
 /** Opens connections for one pool. */
 export class Connector {
@@ -32,6 +32,15 @@ export class Connector {
   lastFailure: Error | undefined;
 
   readonly #onFailure: (err: Error) => void;
+  #closed = false;
+  readonly #sleeping = new Set<() => void>();
+
+  /** Abandons attempts waiting for their backoff: they reject without dialing. */
+  close(): void {
+    this.#closed = true;
+    for (const wake of this.#sleeping) wake();
+    this.#sleeping.clear();
+  }
 
   /** @param onFailure told of each failed attempt (the pool's 'error' event) */
   constructor(config: ResolvedConfig, log: Logger, onFailure: (err: Error) => void) {
@@ -82,16 +91,30 @@ export class Connector {
   }
 
   async #attempt(): Promise<DriverConnection> {
+    if (this.#closed) throw new PoolClosedError();
     // generic-pool retries a failed create at once, in a loop; this delay paces it.
     const delayMs = connectBackoffMs(this.#consecutiveFailures, Math.random());
     // unref: a waiting borrow's own timer keeps the process alive, an idle pool's retry does not.
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+    if (delayMs > 0) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#sleeping.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, delayMs);
+        timer.unref();
+        this.#sleeping.add(wake);
+      });
+    }
+    if (this.#closed) throw new PoolClosedError();
+    const seenFailures = this.#consecutiveFailures;
     this.attempts++;
     let conn: DriverConnection;
     try {
       conn = await driver.connect(this.#config.connection);
     } catch (err) {
-      this.#noteFailure(err as Error, delayMs);
+      this.#noteFailure(err as Error, delayMs, seenFailures);
       throw err;
     }
     // Until the pool watches it, an 'error' event would have no listener and crash the process.
@@ -100,7 +123,7 @@ export class Connector {
       await this.#learnWaitTimeout(conn);
     } catch (err) {
       await driver.close(conn, DEFAULTS.closeTimeout);
-      this.#noteFailure(err as Error, delayMs);
+      this.#noteFailure(err as Error, delayMs, seenFailures);
       throw err;
     }
     this.#consecutiveFailures = 0;
@@ -108,8 +131,9 @@ export class Connector {
     return conn;
   }
 
-  #noteFailure(err: Error, delayMs: number): void {
-    this.#consecutiveFailures++;
+  #noteFailure(err: Error, delayMs: number, seenFailures: number): void {
+    // Attempts that overlapped (a burst made before the first failure was known) count once.
+    if (seenFailures === this.#consecutiveFailures) this.#consecutiveFailures++;
     this.failures++;
     this.lastFailure = err;
     this.#log.warn(

@@ -11,6 +11,8 @@ export type BorrowVerdict = 'closed' | 'maxAge' | 'ping' | 'use';
 export interface ConnectionTimes {
   readonly createdAt: number;
   readonly lastAccessAt: number;
+  /** Last use by a borrower (a ping is not use); defaults to lastAccessAt. */
+  readonly lastUsedAt?: number;
   /** This connection's own age limit in ms (already jittered); 0 means none. */
   readonly maxAgeMs: number;
 }
@@ -72,7 +74,8 @@ export type IdleAction = 'maxAge' | 'idleTimeout' | 'keepAlive' | 'keep';
 export function idleAction(times: ConnectionTimes, nowMs: number, idleTimeoutMs: number, keepAliveIntervalMs: number, aboveMin: boolean): IdleAction {
   if (times.maxAgeMs !== 0 && nowMs - times.createdAt > times.maxAgeMs) return 'maxAge';
   const idleMs = nowMs - times.lastAccessAt;
-  if (aboveMin && idleTimeoutMs !== 0 && idleMs > idleTimeoutMs) return 'idleTimeout';
+  const unusedMs = nowMs - (times.lastUsedAt ?? times.lastAccessAt);
+  if (aboveMin && idleTimeoutMs !== 0 && unusedMs > idleTimeoutMs) return 'idleTimeout';
   if (keepAliveIntervalMs !== 0 && idleMs >= keepAliveIntervalMs) return 'keepAlive';
   return 'keep';
 }

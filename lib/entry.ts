@@ -31,6 +31,8 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
   createdAt: number;
   /** When the connection was made, last finished a statement or came back, ms since the epoch. */
   lastAccessAt: number;
+  /** When a borrower last used it (a keep-alive ping is not use), ms since the epoch: idleTimeout counts from here. */
+  lastUsedAt: number;
   /** This connection's own age limit in ms (maxAge less its jitter); 0 means none. */
   maxAgeMs: number;
   /** Set when mysql2 reports the connection ended or failed. */
@@ -57,6 +59,7 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     this.id = id;
     this.createdAt = nowMs;
     this.lastAccessAt = nowMs;
+    this.lastUsedAt = nowMs;
     this.maxAgeMs = maxAgeMs;
   }
 
@@ -66,6 +69,7 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     this.id = id;
     this.createdAt = nowMs;
     this.lastAccessAt = nowMs;
+    this.lastUsedAt = nowMs;
     this.maxAgeMs = maxAgeMs;
     this.lostReason = undefined;
     this.evictReason = undefined;
@@ -82,6 +86,7 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
    */
   observe(err: unknown, result: unknown): void {
     this.lastAccessAt = Date.now();
+    this.lastUsedAt = this.lastAccessAt;
     if (err) {
       if (isConnectionLevelError(err)) this.broken = true;
       return;

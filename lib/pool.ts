@@ -282,6 +282,7 @@ export class FreshPool extends EventEmitter {
         driver.destroySocket(entry.conn);
       }
     }
+    this.connector.close();
     await this.resources.clear();
     await this.connector.closeSpare();
     this.loopWatch.stop();
@@ -380,6 +381,7 @@ export class FreshPool extends EventEmitter {
 
   private giveBack(entry: PoolEntry): void {
     entry.lastAccessAt = Date.now();
+    entry.lastUsedAt = entry.lastAccessAt;
     if (entry.broken || entry.lostReason !== undefined || driver.isKnownClosed(entry.conn)) {
       entry.evictReason = entry.lostReason ?? (entry.broken ? 'fatalError' : 'closed');
       this.suspectIdle(entry.evictReason);
@@ -414,6 +416,7 @@ export class FreshPool extends EventEmitter {
     entry.autocommitOff = false;
     entry.untracked = false;
     entry.lastAccessAt = Date.now();
+    entry.lastUsedAt = entry.lastAccessAt;
     void this.resources.release(entry);
   }
 

@@ -1,11 +1,15 @@
 // A server restart under a steady load (issue #5, point 4): no storm of errors, no storm of
 // connects. A plain mysql2 pool hands every caller who borrows while the server is down an
-// ECONNREFUSED; our pool makes them wait (within acquireTimeout), probes the server one
-// attempt at a time with a jittered, capped backoff, and never opens more than `max`.
+// ECONNREFUSED (one failed connect per call); our pool makes them wait (within
+// acquireTimeout), and after a first burst of at most `max` attempts it probes the server one
+// attempt at a time, with a jittered, capped backoff, and never opens more than `max`.
 //
 // What can and cannot be promised: a statement already sent when the server goes down may
 // fail (it may have run; it is never retried). Calls that borrowed after the server was down
-// must not fail. Errors are reported by kind so the figures can be quoted.
+// must not fail. Errors are reported by kind, and the figures logged, so they can be quoted.
+//
+// (c) shows the suspicion rule on its own, (d) the connect pacing against a server that
+// stays down; two of (d)'s checks fail today (see the comments there).
 import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
@@ -79,6 +83,7 @@ async function underRestart(call: (record: Call) => Promise<void>, beforeStop: (
   await server.start();
   const upAt = Date.now();
   // Until a call made after the restart has succeeded (at most 8 s), then a little more.
+  // (The server takes connections slightly before start() resolves: that runs a statement.)
   const recovered = () => calls.some((c) => c.startedAt >= upAt && c.endedAt !== undefined && c.error === undefined);
   for (const giveUpAt = upAt + 8_000; !recovered() && Date.now() < giveUpAt; ) await sleep(10);
   await sleep(AFTER_MS);
@@ -114,10 +119,10 @@ function classify(calls: Call[], restart: Restart) {
     afterDown: afterDown.length,
     statementByCode: byCode(statement),
     callsAfterDown: calls.filter((c) => c.startedAt >= restart.downAt).length,
-    /** Started before the server went down, succeeded after it was back: they waited. */
-    waitedThrough: calls.filter((c) => c.startedAt < restart.downAt && c.error === undefined && c.endedAt! > restart.upAt).length,
-    /** The first success of a call started after the server was back, ms after it was back. */
-    recoveredAfterMs: Math.min(...calls.filter((c) => c.startedAt >= restart.upAt && c.error === undefined).map((c) => c.endedAt! - restart.upAt)),
+    /** Succeeded, though pending while the server was certainly down (before start() was called): they waited. */
+    waitedThrough: calls.filter((c) => c.error === undefined && c.startedAt < restart.startCalledAt && c.endedAt! > restart.startCalledAt).length,
+    /** The first success after start() was called, ms after it was called. */
+    firstOkAfterStartMs: Math.min(...calls.filter((c) => c.error === undefined && c.endedAt! > restart.startCalledAt).map((c) => c.endedAt! - restart.startCalledAt)),
   };
 }
 
@@ -232,13 +237,13 @@ t.test('(b) our pool under 16 callers through a restart', { skip }, async (t) =>
       `1 of them the admin query); destroyed ${JSON.stringify(stats.destroyed)}; pings ${stats.pings} (${stats.pingFailures} failed)`,
   );
   const failed = log.find('connect failed').map((l) => ({ at: l.time as number, delayMs: l.delayMs as number }));
-  const firstCreatedAfterUp = log.find('connection created').map((l) => l.time as number).find((at) => at >= restart.upAt);
+  const firstCreatedAfterStart = log.find('connection created').map((l) => l.time as number).find((at) => at >= restart.startCalledAt);
   const waits = calls.filter((c) => c.borrowedAt !== undefined).map((c) => c.borrowedAt! - c.startedAt);
   t.comment(
     `connect failures (ms after stop() was called: backoff delay before the attempt): ` +
       failed.map((f) => `+${f.at - restart.stopCalledAt}:${f.delayMs}`).join(', ') +
-      `; server up at +${restart.upAt - restart.stopCalledAt}, first connection after it ` +
-      `${firstCreatedAfterUp === undefined ? 'none' : `${firstCreatedAfterUp - restart.upAt} ms later`}; longest borrow wait ${Math.max(...waits)} ms`,
+      `; start() called at +${restart.startCalledAt - restart.stopCalledAt}, resolved at +${restart.upAt - restart.stopCalledAt}; ` +
+      `first connection made at ${firstCreatedAfterStart === undefined ? 'none' : `+${firstCreatedAfterStart - restart.stopCalledAt}`}; longest borrow wait ${Math.max(...waits)} ms`,
   );
 
   t.ok(figures.ok > 0, 'the load ran');
@@ -270,61 +275,6 @@ t.test('(b) our pool under 16 callers through a restart', { skip }, async (t) =>
   t.ok(maxUsed <= CALLERS + 1, `never more than max connections on the server since the restart (Max_used_connections ${maxUsed} incl. the admin query)`);
   t.ok(onServer <= CALLERS, `connections on the server after recovery (${onServer}) <= max`);
   t.ok(stats.size <= CALLERS);
-});
-
-/** A loopback port nothing listens on: connects to it are refused at once. */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
-// A server that stays down, no restart: what the connect pacing does on its own.
-// The README: "While the server refuses connections, the pool makes one connect attempt at a
-// time, each after a jittered backoff (100 ms doubling to 2 s)". The first attempts after a
-// success go at once, so a burst of up to `max` attempts can fail together; that burst is one
-// detection. The paced attempts after it must then wait about 100, 200, 400, ... ms, each at
-// most min(connectBackoffMax, connectBackoffInitial * 2^i), so a server back after a short
-// blip is found within a few hundred ms, not after the 2 s cap.
-t.test('(d) a server that stays down: 4 borrowers, acquireTimeout 1500', async (t) => {
-  const port = await closedPort();
-  const log = captureLog();
-  const pool = createPool({ connection: `mysql://root@127.0.0.1:${port}/test`, max: 4, acquireTimeout: 1_500, logger: log.logger });
-  let ended: Promise<void> | undefined;
-  t.teardown(() => ended ?? pool.end());
-  const startedAt = Date.now();
-  const results = await Promise.allSettled(Array.from({ length: 4 }, () => pool.query('SELECT 1')));
-  const gaveUpAt = Date.now();
-  for (const r of results) t.match(r, { status: 'rejected', reason: { name: 'AcquireTimeoutError' } }, 'the borrow timed out');
-
-  t.test('after a burst of failed connects, the paced attempts back off from connectBackoffInitial, doubling', async (t) => {
-    const failed = log.find('connect failed').map((l) => ({ at: (l.time as number) - startedAt, failures: l.failures as number, delayMs: l.delayMs as number }));
-    const burst = failed.filter((f) => f.delayMs === 0);
-    const paced = failed.filter((f) => f.delayMs > 0 && f.at <= gaveUpAt - startedAt);
-    t.comment(
-      `within acquireTimeout: burst of ${burst.length} attempts at once, then paced delays (ms) ${paced.map((f) => f.delayMs).join(', ')}; ` +
-        `consecutive failures counted: ${failed.map((f) => f.failures).join(', ')}`,
-    );
-    t.ok(burst.length >= 1 && burst.length <= 4, 'the burst stays within max');
-    t.ok(paced.length >= 2, 'paced attempts followed');
-    paced.forEach((f, i) => {
-      const ceiling = Math.min(DEFAULTS.connectBackoffMax, DEFAULTS.connectBackoffInitial * 2 ** i);
-      t.ok(f.delayMs <= ceiling, `paced attempt ${i + 1} waited ${f.delayMs} ms, at most ${ceiling} ms`);
-    });
-  });
-
-  t.test('once every borrower has given up, end() does not wait out queued connect attempts', async (t) => {
-    const attemptsAtGiveUp = pool.stats().connectAttempts;
-    const endStartedAt = Date.now();
-    ended = pool.end();
-    await ended;
-    const endMs = Date.now() - endStartedAt;
-    const attemptsAfter = pool.stats().connectAttempts - attemptsAtGiveUp;
-    t.comment(`end() took ${endMs} ms; ${attemptsAfter} connect attempts made after every borrower had given up (${gaveUpAt - startedAt} ms)`);
-    t.ok(endMs <= DEFAULTS.closeTimeout, `end() settled within closeTimeout (${DEFAULTS.closeTimeout} ms): took ${endMs} ms`);
-  });
 });
 
 // (c) Suspicion. 4 connections through a relay; the path then drops them all silently (no
@@ -437,5 +387,66 @@ t.test('(c) suspicion: one connection found dead gets the others, used moments a
       `held connection ${heldId} replaced after 1 ping; ${otherIds.join(', ')} (used moments ago) each pinged (timeout ${PING_TIMEOUT} ms, ` +
         `in parallel) and replaced: the 3 queries took ${elapsed} ms; pings ${stats.pings - before.pings}, failed ${stats.pingFailures - before.pingFailures}`,
     );
+  });
+});
+
+/** A loopback port nothing listens on: connects to it are refused at once. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+// A server that stays down, no restart: what the connect pacing does on its own.
+// The README: "While the server refuses connections, the pool makes one connect attempt at a
+// time, each after a jittered backoff (100 ms doubling to 2 s)". The first attempts after a
+// success go at once, so a burst of up to `max` attempts can fail together; that burst is one
+// detection. The paced attempts after it must then wait about 100, 200, 400, ... ms, each at
+// most min(connectBackoffMax, connectBackoffInitial * 2^i), so a server back after a short
+// blip is found within a few hundred ms, not after the 2 s cap.
+//
+// Fails today: the burst's failures each count as a consecutive failure
+// (Connector.#consecutiveFailures), so the second paced attempt already waits 1-2 s (the cap).
+// And end() waits for every create generic-pool queued for borrowers who have since timed
+// out: each makes one paced attempt, one after the other, at the cap: about max x 1-2 s.
+t.test('(d) a server that stays down: 4 borrowers, acquireTimeout 1500', async (t) => {
+  const port = await closedPort();
+  const log = captureLog();
+  const pool = createPool({ connection: `mysql://root@127.0.0.1:${port}/test`, max: 4, acquireTimeout: 1_500, logger: log.logger });
+  let ended: Promise<void> | undefined;
+  t.teardown(() => ended ?? pool.end());
+  const startedAt = Date.now();
+  const results = await Promise.allSettled(Array.from({ length: 4 }, () => pool.query('SELECT 1')));
+  const gaveUpAt = Date.now();
+  for (const r of results) t.match(r, { status: 'rejected', reason: { name: 'AcquireTimeoutError' } }, 'the borrow timed out');
+
+  t.test('after a burst of failed connects, the paced attempts back off from connectBackoffInitial, doubling', async (t) => {
+    const failed = log.find('connect failed').map((l) => ({ at: (l.time as number) - startedAt, failures: l.failures as number, delayMs: l.delayMs as number }));
+    const burst = failed.filter((f) => f.delayMs === 0);
+    const paced = failed.filter((f) => f.delayMs > 0 && f.at <= gaveUpAt - startedAt);
+    t.comment(
+      `within acquireTimeout: burst of ${burst.length} attempts at once, then paced delays (ms) ${paced.map((f) => f.delayMs).join(', ')}; ` +
+        `consecutive failures counted: ${failed.map((f) => f.failures).join(', ')}`,
+    );
+    t.ok(burst.length >= 1 && burst.length <= 4, 'the burst stays within max');
+    // Doubling from 100 ms, three paced attempts need at most 100 + 200 + 400 ms.
+    t.ok(paced.length >= 3, `at least 3 paced attempts within acquireTimeout (${paced.length})`);
+    paced.forEach((f, i) => {
+      const ceiling = Math.min(DEFAULTS.connectBackoffMax, DEFAULTS.connectBackoffInitial * 2 ** i);
+      t.ok(f.delayMs <= ceiling, `paced attempt ${i + 1} waited ${f.delayMs} ms, at most ${ceiling} ms`);
+    });
+  });
+
+  t.test('once every borrower has given up, end() does not wait out queued connect attempts', async (t) => {
+    const attemptsAtGiveUp = pool.stats().connectAttempts;
+    const endStartedAt = Date.now();
+    ended = pool.end();
+    await ended;
+    const endMs = Date.now() - endStartedAt;
+    const attemptsAfter = pool.stats().connectAttempts - attemptsAtGiveUp;
+    t.comment(`end() took ${endMs} ms; ${attemptsAfter} connect attempts made after every borrower had given up (${gaveUpAt - startedAt} ms)`);
+    t.ok(endMs <= DEFAULTS.closeTimeout, `end() settled within closeTimeout (${DEFAULTS.closeTimeout} ms): took ${endMs} ms`);
   });
 });
