@@ -80,7 +80,8 @@ export class Connector {
       const { host, port, user } = this.#config.connection;
       throw new ConnectError(`${host ?? 'localhost'}:${port ?? 3306}${user ? ` as ${user}` : ''}`, err);
     }
-    this.#spare = conn;
+    if (this.#spare === undefined) this.#spare = conn;
+    else await driver.close(conn, DEFAULTS.closeTimeout); // another probe won the race
   }
 
   /** Closes the connection `ready()` kept, if no borrow took it. */

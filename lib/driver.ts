@@ -13,6 +13,7 @@ interface CoreConnection {
   _fatalError?: unknown;
   _protocolError?: unknown;
   stream?: { destroyed?: boolean; destroy(): void };
+  _notifyError?(err: Error): void;
   ping(callback: (err: Error | null) => void): void;
   end(callback: (err?: Error | null) => void): void;
   close(): void;
@@ -100,9 +101,21 @@ export function pingWithin(conn: DriverConnection, timeoutMs: number): Promise<P
   });
 }
 
-/** Tears the connection down now: no COM_QUIT, no waiting for the peer. */
-export function destroySocket(conn: DriverConnection): void {
+/**
+ * Tears the connection down now: no COM_QUIT, no waiting for the peer. Statements still
+ * queued or running on it reject with a fatal `PROTOCOL_CONNECTION_LOST` (mysql2's own
+ * `close()` would leave them pending forever).
+ */
+export function destroySocket(conn: DriverConnection, why = 'Connection closed by the pool'): void {
   const c = core(conn);
+  if (c._closing !== true && c._fatalError == null) {
+    const err = Object.assign(new Error(why), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true });
+    try {
+      c._notifyError?.(err);
+    } catch {
+      // a listener threw: the connection is being destroyed all the same
+    }
+  }
   try {
     c.close();
   } catch {

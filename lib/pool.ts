@@ -74,6 +74,7 @@ export class FreshPool extends EventEmitter {
   private suspectBeforeMs = 0;
   private lastPingFailure: { error: Error; atAttempt: number } | undefined;
   private ending: Promise<void> | undefined;
+  private readying: Promise<void> | undefined;
   private created = 0;
   private pings = 0;
   private pingFailures = 0;
@@ -122,9 +123,18 @@ export class FreshPool extends EventEmitter {
    * cannot be reached or refuses the credentials, instead of retrying until `acquireTimeout`.
    * Optional: without it the pool starts on its first borrow.
    */
-  async ready(): Promise<void> {
-    if (this.ending) throw new PoolClosedError();
-    await this.connector.probe();
+  ready(): Promise<void> {
+    if (this.ending) return Promise.reject(new PoolClosedError());
+    // Once is enough; a failed warm-up may be tried again.
+    this.readying ??= this.warmUp().catch((err: unknown) => {
+      this.readying = undefined;
+      throw err;
+    });
+    return this.readying;
+  }
+
+  private async warmUp(): Promise<void> {
+    if (this.resources.size === 0) await this.connector.probe();
     this.resources.start();
     const leases = await Promise.all(Array.from({ length: this.config.min }, () => this.lease()));
     for (const lease of leases) lease.release();
@@ -251,10 +261,10 @@ export class FreshPool extends EventEmitter {
    */
   end(options?: EndOptions): Promise<void> {
     const timeoutMs = options?.timeout;
-    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
-      return Promise.reject(new InvalidArgumentError('timeout', timeoutMs, 'expected a number of milliseconds >= 0'));
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || (timeoutMs > 2 ** 31 - 1 && timeoutMs !== Infinity))) {
+      return Promise.reject(new InvalidArgumentError('timeout', timeoutMs, 'expected a number of milliseconds from 0 to 2147483647, or Infinity'));
     }
-    this.ending ??= this.shutdown(timeoutMs);
+    this.ending ??= this.shutdown(timeoutMs === Infinity ? undefined : timeoutMs);
     return this.ending;
   }
 
@@ -279,8 +289,14 @@ export class FreshPool extends EventEmitter {
       this.resources.rejectWaiting(new PoolClosedError());
       for (const entry of borrowed) {
         entry.broken = true;
-        driver.destroySocket(entry.conn);
+        driver.destroySocket(entry.conn, 'Connection closed by end(): its timeout expired');
       }
+    }
+    // Through the pool's own path, so each is logged and counted (generic-pool's clear()
+    // would also leave them in its idle list).
+    for (const entry of this.resources.idleResources()) {
+      entry.evictReason = 'poolEnded';
+      if (!this.resources.removeIdle(entry)) entry.evictReason = undefined;
     }
     this.connector.close();
     await this.resources.clear();
@@ -470,8 +486,12 @@ export class FreshPool extends EventEmitter {
       reason = outcome.reason;
       error = outcome.error;
     }
-    this.suspectIdle(reason);
     const lostId = entry.id;
+    if (this.ending) {
+      entry.broken = true;
+      throw new PoolClosedError();
+    }
+    this.suspectIdle(reason);
     if (entry.mayHaveTransaction) {
       // Never reconnect under an open transaction: its writes are gone with the connection.
       entry.broken = true;
@@ -500,6 +520,7 @@ export class FreshPool extends EventEmitter {
       try {
         return await this.connector.connect();
       } catch (err) {
+        if (err instanceof PoolClosedError) throw err;
         if (Date.now() >= deadlineMs) throw new AcquireTimeoutError(timeoutMs, this.stats(), err);
       }
     }
