@@ -16,7 +16,7 @@ import { borrowOverhead, faults, idleStretches, memory, throughput } from './wor
 const quick = process.env.BENCH_QUICK === '1';
 const settings = quick
   ? { sizes: [8], concurrencies: [1, 16], rounds: 2, roundMs: 300, borrows: 5_000, borrowRounds: 2, idleCycles: 3, idleMs: 300, idleBurst: 50, faultCycles: 1, faultCalls: 4, waitTimeoutSeconds: 1, memoryBorrows: 50_000 }
-  : { sizes: [8, 16], concurrencies: [1, 16, 64], rounds: 5, roundMs: 1_000, borrows: 20_000, borrowRounds: 5, idleCycles: 10, idleMs: 500, idleBurst: 100, faultCycles: 3, faultCalls: 8, waitTimeoutSeconds: 1, memoryBorrows: 1_000_000 };
+  : { sizes: [8, 16], concurrencies: [1, 16, 64], rounds: 9, roundMs: 600, borrows: 20_000, borrowRounds: 5, idleCycles: 10, idleMs: 500, idleBurst: 100, faultCycles: 3, faultCalls: 8, waitTimeoutSeconds: 1, memoryBorrows: 1_000_000 };
 
 const tty = process.stderr.isTTY;
 const progress = (line: string) => {

@@ -17,6 +17,11 @@ export interface ThroughputFigure {
   opsPerSec: number;
   /** Every round's operations per second. */
   rounds: number[];
+  /**
+   * Median over rounds of this pool's ops/s divided by mysql2's pool's in the same round:
+   * paired, so drift on the machine between rounds cancels out.
+   */
+  ratioToMysql2: number;
   p50Us: number;
   p99Us: number;
 }
@@ -66,7 +71,6 @@ export async function throughput(
       for (const concurrency of concurrencies) {
         const results = contenders.map(() => ({ rounds: [] as number[], histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }) }));
         const fresh = contenders[0]!;
-        const pingsBefore = fresh.pings();
         for (let round = 0; round < rounds; round++) {
           for (const [i, c] of contenders.entries()) {
             progress(`throughput size=${size} concurrency=${concurrency} round ${round + 1}/${rounds} ${c.name}`);
@@ -74,12 +78,17 @@ export async function throughput(
             // its own connections and code warm again.
             (globalThis as { gc?: () => void }).gc?.();
             await drive(c, concurrency, Math.min(200, roundMs / 2), undefined);
+            // Pings are counted in the measured part only: the warm-up may bring back
+            // connections that sat idle past connWaitAge while other pools ran, which are
+            // pinged once, as they should be.
+            const pingsBefore = c.pings();
             const opsPerSec = await drive(c, concurrency, roundMs, results[i]!.histogram);
+            if (c === fresh) hotPings += c.pings() - pingsBefore;
             results[i]!.rounds.push(opsPerSec);
             if (i === 0) hotOps += Math.round((opsPerSec * roundMs) / 1000);
           }
         }
-        hotPings += fresh.pings() - pingsBefore;
+        const baselineRounds = results[CONTENDER_NAMES.indexOf('mysql2-pool')]!.rounds;
         for (const [i, c] of contenders.entries()) {
           const r = results[i]!;
           figures.push({
@@ -88,6 +97,7 @@ export async function throughput(
             concurrency,
             opsPerSec: median(r.rounds),
             rounds: r.rounds.map(Math.round),
+            ratioToMysql2: median(r.rounds.map((ops, round) => ops / baselineRounds[round]!)),
             p50Us: r.histogram.getValueAtPercentile(50),
             p99Us: r.histogram.getValueAtPercentile(99),
           });
