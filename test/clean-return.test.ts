@@ -9,15 +9,10 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { ConnectionReleasedError, createPool, type PoolConnection } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { connectionId, type IdRow } from './helpers/sql.js';
 
 const server = await startServer(t);
 
-type IdRow = RowDataPacket & { id: number };
-
-async function connectionId(conn: PoolConnection): Promise<number> {
-  const [rows] = await conn.query<IdRow[]>('SELECT CONNECTION_ID() AS id');
-  return rows[0]!.id;
-}
 
 /** The ids in `table` as another connection sees them: committed rows only. */
 async function committedIds(table: string): Promise<number[]> {

@@ -10,6 +10,7 @@ import { ConfigError, createPool, type FreshPool, type FreshPoolConfig } from '.
 import { startIdleRelay, type IdleRelay } from './helpers/idle-relay.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { throughRelay, within } from './helpers/settle.js';
 
 const server = await startServer(t);
 
@@ -44,18 +45,6 @@ async function serverIds(): Promise<Set<number>> {
   return new Set(rows.map((r) => Number(r.ID)));
 }
 
-/** Settles as `promise` does, or with 'pending' if it has not within `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<{ status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown } | { status: 'pending' }> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<{ status: 'pending' }>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'pending' }), ms);
-  });
-  const settled = promise.then(
-    (value) => ({ status: 'fulfilled' as const, value }),
-    (reason: unknown) => ({ status: 'rejected' as const, reason }),
-  );
-  return Promise.race([settled, pending]).finally(() => clearTimeout(timer));
-}
 
 t.test('idleTimeout: idle connections beyond min are closed', async (t) => {
   t.test('idleTimeout 300, min 1, max 4: four connections shrink to one', async (t) => {
@@ -139,20 +128,14 @@ const IDLE_DROP_MS = 800;
 const IDLE_MS = 1_300; // how long each pool sits idle: past IDLE_DROP_MS
 const HANG_MS = 3_000; // a query not settled within this is hung
 
-function viaRelay(relay: IdleRelay): string {
-  const url = new URL(server.url);
-  url.hostname = relay.host;
-  url.port = String(relay.port);
-  return url.toString();
-}
 
 t.test('keepAliveInterval against a middlebox that silently drops idle flows', async (t) => {
   t.test('relay: a pair idle past its limit is dropped, a busy one is not', async (t) => {
     const relay = await startIdleRelay(server.host, server.port, 200);
     t.teardown(() => relay.close());
-    const idle = await mysql.createConnection(viaRelay(relay));
+    const idle = await mysql.createConnection(throughRelay(server.url, relay));
     idle.on('error', () => {});
-    const busy = await mysql.createConnection(viaRelay(relay));
+    const busy = await mysql.createConnection(throughRelay(server.url, relay));
     t.teardown(() => {
       idle.destroy();
       busy.destroy();
@@ -169,7 +152,7 @@ t.test('keepAliveInterval against a middlebox that silently drops idle flows', a
 
   t.test(`fault is real: a mysql2 pool idle ${IDLE_MS} ms behind a ${IDLE_DROP_MS} ms idle drop hangs`, async (t) => {
     const relay = await startIdleRelay(server.host, server.port, IDLE_DROP_MS);
-    const plain = mysql.createPool({ uri: viaRelay(relay), connectionLimit: 1 });
+    const plain = mysql.createPool({ uri: throughRelay(server.url, relay), connectionLimit: 1 });
     let hung: Promise<unknown> = Promise.resolve();
     t.teardown(async () => {
       await relay.close(); // destroys the silent socket, which fails the hung query
@@ -187,7 +170,7 @@ t.test('keepAliveInterval against a middlebox that silently drops idle flows', a
   t.test(`our pool, keepAliveInterval 250 (< ${IDLE_DROP_MS}), connWaitAge 60000: the flow is kept alive`, async (t) => {
     const relay = await startIdleRelay(server.host, server.port, IDLE_DROP_MS);
     const log = captureLog();
-    const pool = createPool({ connection: viaRelay(relay), max: 1, keepAliveInterval: 250, connWaitAge: 60_000, pingTimeout: 500, logger: log.logger });
+    const pool = createPool({ connection: throughRelay(server.url, relay), max: 1, keepAliveInterval: 250, connWaitAge: 60_000, pingTimeout: 500, logger: log.logger });
     t.teardown(async () => {
       await pool.end();
       await relay.close();
@@ -215,7 +198,7 @@ t.test('keepAliveInterval against a middlebox that silently drops idle flows', a
 
   t.test('our pool without keep-alive, connWaitAge 60000: no ping is due, so it hangs too', async (t) => {
     const relay = await startIdleRelay(server.host, server.port, IDLE_DROP_MS);
-    const pool = createPool({ connection: viaRelay(relay), max: 1, connWaitAge: 60_000, pingTimeout: 500, logger: captureLog().logger });
+    const pool = createPool({ connection: throughRelay(server.url, relay), max: 1, connWaitAge: 60_000, pingTimeout: 500, logger: captureLog().logger });
     let hung: Promise<unknown> = Promise.resolve();
     t.teardown(async () => {
       await relay.close(); // destroys the silent socket, which fails the hung query
@@ -237,7 +220,7 @@ t.test('keepAliveInterval against a middlebox that silently drops idle flows', a
     const pingTimeout = 500;
     const relay = await startIdleRelay(server.host, server.port, IDLE_DROP_MS);
     const log = captureLog();
-    const pool = createPool({ connection: viaRelay(relay), max: 1, connWaitAge: 500, pingTimeout, logger: log.logger });
+    const pool = createPool({ connection: throughRelay(server.url, relay), max: 1, connWaitAge: 500, pingTimeout, logger: log.logger });
     t.teardown(async () => {
       await pool.end();
       await relay.close();

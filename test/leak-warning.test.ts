@@ -7,6 +7,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { createPool, type PoolConnection } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { connectionId } from './helpers/sql.js';
 
 const server = await startServer(t);
 
@@ -14,10 +15,6 @@ const WARN = 'connection held longer than leakWarningAfter';
 const RETURNED = 'leaked connection returned';
 const THIS_FILE = 'leak-warning.test';
 
-async function connectionId(conn: PoolConnection): Promise<number> {
-  const [rows] = await conn.query<Array<RowDataPacket & { id: number }>>('SELECT CONNECTION_ID() AS id');
-  return rows[0]!.id;
-}
 
 function newPool(t: Test, extra: Record<string, unknown> = {}) {
   const log = captureLog();

@@ -17,6 +17,7 @@ import { createPool, DEFAULTS, type FreshPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { startRelay, type Relay } from './helpers/relay.js';
+import { throughRelay, within } from './helpers/settle.js';
 
 const server = await startServer(t);
 const skip = !server.canRestart && 'needs a private server to restart';
@@ -288,25 +289,7 @@ const SUSPECT_MSG = 'connection found dead; connections used before now will be 
 const CONN_WAIT_AGE = 1_000;
 const PING_TIMEOUT = 300;
 
-function viaRelay(relay: Relay): string {
-  const url = new URL(server.url);
-  url.hostname = relay.host;
-  url.port = String(relay.port);
-  return url.toString();
-}
 
-/** Settles as `promise` does, or with 'pending' if it has not within `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<{ status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown } | { status: 'pending' }> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<{ status: 'pending' }>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'pending' }), ms);
-  });
-  const settled = promise.then(
-    (value) => ({ status: 'fulfilled' as const, value }),
-    (reason: unknown) => ({ status: 'rejected' as const, reason }),
-  );
-  return Promise.race([settled, pending]).finally(() => clearTimeout(timer));
-}
 
 /** Four leases, each with its connection id: borrowed together, so four connections. */
 async function fourLeases(pool: FreshPool) {
@@ -319,7 +302,7 @@ async function fourLeases(pool: FreshPool) {
 t.test('(c) suspicion: one connection found dead gets the others, used moments ago, checked', async (t) => {
   t.test('counterpart: with no detection, a connection used moments ago is lent unchecked and hangs', async (t) => {
     const relay = await startRelay(server.host, server.port);
-    const pool = createPool({ connection: viaRelay(relay), max: 4, connWaitAge: CONN_WAIT_AGE, pingTimeout: PING_TIMEOUT, logger: captureLog().logger });
+    const pool = createPool({ connection: throughRelay(server.url, relay), max: 4, connWaitAge: CONN_WAIT_AGE, pingTimeout: PING_TIMEOUT, logger: captureLog().logger });
     let hung: Promise<unknown> = Promise.resolve();
     t.teardown(async () => {
       await relay.close(); // destroys the silent sockets, which fails the hung query
@@ -341,7 +324,7 @@ t.test('(c) suspicion: one connection found dead gets the others, used moments a
   t.test('our pool: after one detection, the other idle connections are pinged before use', async (t) => {
     const relay = await startRelay(server.host, server.port);
     const log = captureLog();
-    const pool = createPool({ connection: viaRelay(relay), max: 4, connWaitAge: CONN_WAIT_AGE, pingTimeout: PING_TIMEOUT, logger: log.logger });
+    const pool = createPool({ connection: throughRelay(server.url, relay), max: 4, connWaitAge: CONN_WAIT_AGE, pingTimeout: PING_TIMEOUT, logger: log.logger });
     t.teardown(async () => {
       await pool.end();
       await relay.close();

@@ -7,41 +7,23 @@ import { createPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { startRelay, type Relay } from './helpers/relay.js';
+import { throughRelay, within } from './helpers/settle.js';
 
 const server = await startServer(t);
 
 const ID_SQL = 'SELECT CONNECTION_ID() AS id';
 type IdRow = RowDataPacket & { id: number };
 
-/** The server's URL, but through the relay. */
-function viaRelay(relay: Relay): string {
-  const url = new URL(server.url);
-  url.hostname = relay.host;
-  url.port = String(relay.port);
-  return url.toString();
-}
 
-/** Settles as `promise` does, or with 'pending' if it has not within `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<{ status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown } | { status: 'pending' }> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<{ status: 'pending' }>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'pending' }), ms);
-  });
-  const settled = promise.then(
-    (value) => ({ status: 'fulfilled' as const, value }),
-    (reason: unknown) => ({ status: 'rejected' as const, reason }),
-  );
-  return Promise.race([settled, pending]).finally(() => clearTimeout(timer));
-}
 
 t.test('relay: blackhole stops existing pairs only', async (t) => {
   const relay = await startRelay(server.host, server.port);
   t.teardown(() => relay.close());
-  const before = await mysql.createConnection(viaRelay(relay));
+  const before = await mysql.createConnection(throughRelay(server.url, relay));
   before.on('error', () => {});
   await before.query('SELECT 1');
   relay.blackhole();
-  const after = await mysql.createConnection(viaRelay(relay));
+  const after = await mysql.createConnection(throughRelay(server.url, relay));
   t.teardown(() => after.end());
   t.same((await after.query<any[]>('SELECT 1 AS one'))[0], [{ one: 1 }], 'a new connection is forwarded');
   t.equal(relay.pairs.length, 2);
@@ -57,7 +39,7 @@ t.test('relay: blackhole stops existing pairs only', async (t) => {
 
 t.test('fault is real: a mysql2 pool query on a silently dropped connection hangs', async (t) => {
   const relay = await startRelay(server.host, server.port);
-  const plain = mysql.createPool({ uri: viaRelay(relay), connectionLimit: 1 });
+  const plain = mysql.createPool({ uri: throughRelay(server.url, relay), connectionLimit: 1 });
   let hung: Promise<unknown> = Promise.resolve();
   t.teardown(async () => {
     await relay.close(); // destroys the silent socket, which fails the hung query
@@ -76,7 +58,7 @@ t.test('our pool: the silent connection times out its ping, is torn down, and th
   const pingTimeout = 500;
   const relay = await startRelay(server.host, server.port);
   const log = captureLog();
-  const pool = createPool({ connection: viaRelay(relay), max: 1, connWaitAge: 100, pingTimeout, logger: log.logger });
+  const pool = createPool({ connection: throughRelay(server.url, relay), max: 1, connWaitAge: 100, pingTimeout, logger: log.logger });
   t.teardown(async () => {
     await pool.end();
     await relay.close();

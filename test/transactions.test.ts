@@ -17,15 +17,10 @@ import {
 } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { busyWait, sleep, startServer } from './helpers/mariadb.js';
+import { connectionId, type IdRow } from './helpers/sql.js';
 
 const server = await startServer(t);
 
-type IdRow = RowDataPacket & { id: number };
-
-async function connectionId(conn: PoolConnection): Promise<number> {
-  const [rows] = await conn.query<IdRow[]>('SELECT CONNECTION_ID() AS id');
-  return rows[0]!.id;
-}
 
 /** The ids in `table`, read from a separate connection (so: committed rows only). */
 async function committedIds(table: string): Promise<number[]> {
