@@ -9,7 +9,7 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { ConnectionReleasedError, createPool, type PoolConnection } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
-import { connectionId, type IdRow } from './helpers/sql.js';
+import { connectionId } from './helpers/sql.js';
 
 const server = await startServer(t);
 

@@ -1,16 +1,12 @@
 // end(): stops lending at once, lets the work already running (or queued) finish, then closes
 // every connection; safe to call twice.
 import t from 'tap';
-import { createPool, FreshPoolError, PoolClosedError, type FreshPool } from '../lib/index.js';
+import { createPool, FreshPoolError, PoolClosedError } from '../lib/index.js';
 import { runChild } from './helpers/child.js';
 import { captureLog } from './helpers/log.js';
 import { startServer } from './helpers/mariadb.js';
 
 const server = await startServer(t, {});
-
-async function connectionId(pool: FreshPool): Promise<number> {
-  return pool.withConnection(async (conn) => (await conn.query<any[]>('SELECT CONNECTION_ID() AS id'))[0][0].id as number);
-}
 
 async function serverHas(ids: number[]): Promise<number[]> {
   if (ids.length === 0) return [];

@@ -7,7 +7,7 @@
 import t from 'tap';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { ConfigError, createPool, type FreshPool, type FreshPoolConfig } from '../lib/index.js';
-import { startIdleRelay, type IdleRelay } from './helpers/idle-relay.js';
+import { startIdleRelay } from './helpers/idle-relay.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { throughRelay, within } from './helpers/settle.js';

@@ -3,8 +3,7 @@
 // nothing; the timer never keeps the process alive.
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
-import type { RowDataPacket } from 'mysql2/promise';
-import { createPool, type PoolConnection } from '../lib/index.js';
+import { createPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { connectionId } from './helpers/sql.js';

@@ -16,7 +16,7 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { createPool, DEFAULTS, type FreshPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
-import { startRelay, type Relay } from './helpers/relay.js';
+import { startRelay } from './helpers/relay.js';
 import { throughRelay, within } from './helpers/settle.js';
 
 const server = await startServer(t);

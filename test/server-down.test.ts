@@ -6,7 +6,7 @@ import t from 'tap';
 import mysql from 'mysql2/promise';
 import { AcquireTimeoutError, createPool, FreshPoolError, type FreshPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
-import { sleep, startServer } from './helpers/mariadb.js';
+import { startServer } from './helpers/mariadb.js';
 
 const server = await startServer(t, {});
 const skip = !server.canRestart && 'needs a private server it can stop';

@@ -6,7 +6,7 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { createPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
-import { startRelay, type Relay } from './helpers/relay.js';
+import { startRelay } from './helpers/relay.js';
 import { throughRelay, within } from './helpers/settle.js';
 
 const server = await startServer(t);

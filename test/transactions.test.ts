@@ -17,7 +17,7 @@ import {
 } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { busyWait, sleep, startServer } from './helpers/mariadb.js';
-import { connectionId, type IdRow } from './helpers/sql.js';
+import { connectionId } from './helpers/sql.js';
 
 const server = await startServer(t);
 
