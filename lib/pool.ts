@@ -398,7 +398,7 @@ export class FreshPool extends EventEmitter {
   private giveBack(entry: PoolEntry): void {
     entry.lastAccessAt = Date.now();
     entry.lastUsedAt = entry.lastAccessAt;
-    if (entry.broken || entry.lostReason !== undefined || driver.isKnownClosed(entry.conn)) {
+    if (entry.broken || isGone(entry)) {
       entry.evictReason = entry.lostReason ?? (entry.broken ? 'fatalError' : 'closed');
       this.suspectIdle(entry.evictReason);
       void this.resources.destroy(entry);
@@ -462,20 +462,15 @@ export class FreshPool extends EventEmitter {
   };
 
   private statementVerdictOf(entry: PoolEntry, nowMs: number): 'closed' | 'ping' | 'use' {
-    const knownClosed = entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
-    return statementVerdict(entry, knownClosed, nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
+    return statementVerdict(entry, isGone(entry), nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
   }
 
   private borrowVerdictOf(entry: PoolEntry, nowMs: number): BorrowVerdict {
-    const knownClosed = entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
-    return borrowVerdict(entry, knownClosed, nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
+    return borrowVerdict(entry, isGone(entry), nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
   }
 
   private async checkBeforeStatement(entry: PoolEntry): Promise<void> {
-    if (this.loopWatch.stalled(Date.now())) {
-      this.loopStalls++;
-      await LoopWatch.turn();
-    }
+    if (this.loopWatch.stalled(Date.now())) await this.letLoopTurn();
     const verdict = this.statementVerdictOf(entry, Date.now());
     if (verdict === 'use') return;
     let reason: EvictReason = entry.lostReason ?? 'closed';
@@ -530,8 +525,7 @@ export class FreshPool extends EventEmitter {
   private async checkBeforeLending(entry: PoolEntry, verdict: BorrowVerdict): Promise<boolean> {
     if (verdict === 'use') {
       // A close that arrived during the stall is still unread: let the loop deliver it first.
-      this.loopStalls++;
-      await LoopWatch.turn();
+      await this.letLoopTurn();
       verdict = this.borrowVerdictOf(entry, Date.now());
     }
     if (verdict === 'use') return true;
@@ -544,6 +538,12 @@ export class FreshPool extends EventEmitter {
     }
     if (verdict !== 'maxAge') this.suspectIdle(entry.evictReason);
     return false;
+  }
+
+  // After a stall, one loop turn delivers the closes that arrived meanwhile; counted.
+  private async letLoopTurn(): Promise<void> {
+    this.loopStalls++;
+    await LoopWatch.turn();
   }
 
   // A bounded ping; a live connection counts as just used.
@@ -622,6 +622,11 @@ export class FreshPool extends EventEmitter {
     if (this.listenerCount('evict') !== 0) this.emit('evict', { pool: this.config.name, ...fields });
     return driver.close(entry.conn, DEFAULTS.closeTimeout);
   }
+}
+
+// Whether mysql2 or its events already told us the connection is dead (no I/O).
+function isGone(entry: PoolEntry): boolean {
+  return entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
 }
 
 // Whether `promise` settles within `ms`; the timer is cleared either way.
