@@ -6,10 +6,10 @@
 // its borrower once given back.
 import t, { type Test } from 'tap';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { ConnectionReleasedError, createPool, type PoolConnection } from '../lib/index.js';
-import { captureLog } from './helpers/log.js';
+import { ConnectionReleasedError, type FreshPoolConfig, type PoolConnection } from '../lib/index.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { connectionId } from './helpers/sql.js';
+import { loggedPool } from './helpers/pool.js';
 
 const server = await startServer(t);
 
@@ -33,12 +33,7 @@ async function newTable(): Promise<string> {
   return name;
 }
 
-function newPool(t: Test, extra: Record<string, unknown> = {}) {
-  const log = captureLog();
-  const pool = createPool({ connection: server.url, max: 1, logger: log.logger, ...extra });
-  t.teardown(() => pool.end());
-  return { pool, log };
-}
+const newPool = (t: Test, extra: Partial<FreshPoolConfig> = {}) => loggedPool(t, server.url, extra);
 
 t.test('fault is real: a plain mysql2 pool hands the next borrower an open transaction', async (t) => {
   const plain = mysql.createPool({ uri: server.url, connectionLimit: 1 });

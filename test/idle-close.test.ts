@@ -3,29 +3,15 @@
 // its next borrow. And the idle threshold (connWaitAge) is derived from, and kept below,
 // the server's wait_timeout.
 import t from 'tap';
-import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { createPool, type FreshPool } from '../lib/index.js';
+import mysql from 'mysql2/promise';
+import { createPool } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { ID_SQL, openConnections, type IdRow } from './helpers/sql.js';
 
 const server = await startServer(t);
 const shortWait = await startServer(t, { waitTimeoutSeconds: 1 });
 const skipShortWait = !shortWait.canRestart && 'needs a private server with wait_timeout=1';
-
-const ID_SQL = 'SELECT CONNECTION_ID() AS id';
-type IdRow = RowDataPacket & { id: number };
-
-/** Opens `n` distinct connections in `pool` (held together) and returns their ids. */
-function openConnections(pool: FreshPool, n: number): Promise<number[]> {
-  return Promise.all(
-    Array.from({ length: n }, () =>
-      pool.withConnection(async (c) => {
-        await c.query('SELECT SLEEP(0.05)');
-        return (await c.query<IdRow[]>(ID_SQL))[0][0]!.id;
-      }),
-    ),
-  );
-}
 
 /** Waits, with the loop free, until `condition` holds; false if it has not within `timeoutMs`. */
 async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {

@@ -6,28 +6,14 @@
 // due (idle > connWaitAge), in which case it recovers after pingTimeout on a new connection.
 import t from 'tap';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { ConfigError, createPool, type FreshPool, type FreshPoolConfig } from '../lib/index.js';
+import { ConfigError, createPool, type FreshPoolConfig } from '../lib/index.js';
 import { startIdleRelay } from './helpers/idle-relay.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { ID_SQL, openConnections, type IdRow } from './helpers/sql.js';
 import { throughRelay, within } from './helpers/settle.js';
 
 const server = await startServer(t);
-
-const ID_SQL = 'SELECT CONNECTION_ID() AS id';
-type IdRow = RowDataPacket & { id: number };
-
-/** Opens `n` distinct connections in `pool` (held together) and returns their ids. */
-function openConnections(pool: FreshPool, n: number): Promise<number[]> {
-  return Promise.all(
-    Array.from({ length: n }, () =>
-      pool.withConnection(async (c) => {
-        await c.query('SELECT SLEEP(0.05)');
-        return (await c.query<IdRow[]>(ID_SQL))[0][0]!.id;
-      }),
-    ),
-  );
-}
 
 /** Waits, with the loop free, until `condition` holds; false if it has not within `timeoutMs`. */
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {

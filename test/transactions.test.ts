@@ -14,10 +14,12 @@ import {
   TransactionLostError,
   type FreshPool,
   type PoolConnection,
+  type FreshPoolConfig,
 } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { busyWait, sleep, startServer } from './helpers/mariadb.js';
 import { connectionId } from './helpers/sql.js';
+import { loggedPool } from './helpers/pool.js';
 
 const server = await startServer(t);
 
@@ -36,12 +38,7 @@ async function newTable(columns = 'id INT PRIMARY KEY'): Promise<string> {
   return name;
 }
 
-function newPool(t: Test, extra: Record<string, unknown> = {}) {
-  const log = captureLog();
-  const pool = createPool({ connection: server.url, max: 1, logger: log.logger, ...extra });
-  t.teardown(() => pool.end());
-  return { pool, log };
-}
+const newPool = (t: Test, extra: Partial<FreshPoolConfig> = {}) => loggedPool(t, server.url, extra);
 
 t.test('commit: the row is visible from another connection afterwards, and not before', async (t) => {
   const { pool } = newPool(t);
