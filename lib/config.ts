@@ -5,6 +5,7 @@
 import type { ConnectionOptions } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { ConfigError } from './errors.js';
+import { resolveSessionSetup, type OnConnect, type SessionSetup } from './session-setup.js';
 
 /** What `createPool` accepts. Durations are in milliseconds. */
 export interface FreshPoolConfig {
@@ -63,6 +64,19 @@ export interface FreshPoolConfig {
   name?: string;
   /** A pino logger. Default: pino at level `info`, named `mysql-fresh-pool`. */
   logger?: Logger;
+  /**
+   * SQL run on every new connection before it is first lent, and again after each
+   * COM_RESET_CONNECTION (`resetOnReturn`, `conn.reset()`): a statement or a list, in order,
+   * e.g. `"SET time_zone = '+00:00'"`. A failure closes that connection (it is never lent half
+   * set up) and fails the borrow with `ConnectionSetupError`. Default: none.
+   */
+  initSql?: string | string[];
+  /**
+   * Called with each new connection (mysql2's promise API) after `initSql`, at the same
+   * moments, before it is lent; may be async. Throwing fails that connection as `initSql`
+   * does. Default: none.
+   */
+  onConnect?: OnConnect;
 }
 
 /** Defaults for every optional setting, in one place. Durations in ms. */
@@ -112,20 +126,23 @@ export interface ResolvedConfig {
   readonly keepAliveIntervalMs: number;
   readonly name: string;
   readonly logger: Logger | undefined;
+  /** `initSql` and `onConnect`. */
+  readonly setup: SessionSetup;
 }
 
 const KNOWN_KEYS = new Set([
   'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'leakWarningAfter', 'resetOnReturn',
-  'idleTimeout', 'keepAliveInterval', 'name', 'logger',
+  'idleTimeout', 'keepAliveInterval', 'name', 'logger', 'initSql', 'onConnect',
 ]);
 
 /** Checks `config` and fills in defaults. Throws `ConfigError` on the first problem found. */
 export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
-    throw new ConfigError('config', config, 'expected an object');
+    throw new ConfigError('config', redactValue(config), 'expected an object');
   }
   for (const key of Object.keys(config)) {
-    if (!KNOWN_KEYS.has(key)) throw new ConfigError(key, (config as unknown as Record<string, unknown>)[key], 'unknown key');
+    // A misplaced `password` or `uri` is the likeliest unknown key: its value is shown redacted.
+    if (!KNOWN_KEYS.has(key)) throw new ConfigError(redactUrl(key), redactValue((config as unknown as Record<string, unknown>)[key], key), 'unknown key');
   }
   const max = integer('max', config.max ?? DEFAULTS.max, 1);
   const min = integer('min', config.min ?? DEFAULTS.min, 0);
@@ -157,6 +174,7 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
     keepAliveIntervalMs,
     name: poolName(config.name ?? DEFAULTS.name),
     logger: checkLogger(config.logger),
+    setup: resolveSessionSetup(config.initSql, config.onConnect),
   });
 }
 
@@ -197,43 +215,95 @@ function checkLogger(logger: unknown): Logger | undefined {
   return logger as Logger;
 }
 
-function resolveConnection(connection: unknown): Readonly<ConnectionOptions> {
-  if (typeof connection === 'string') return fromUrl(connection);
-  if (connection === null || typeof connection !== 'object' || Array.isArray(connection)) {
-    throw new ConfigError('connection', connection, 'expected a mysql:// URL or mysql2 connection options');
-  }
-  const { password, uri, ...rest } = connection as ConnectionOptions;
-  if (uri !== undefined) {
-    if (typeof uri !== 'string') throw new ConfigError('connection.uri', uri, 'expected a string');
-    const parsed = fromUrl(uri, 'connection.uri');
-    return withHiddenPassword({ ...parsed, ...rest }, password ?? parsed.password);
-  }
-  if (rest.port !== undefined && (!Number.isInteger(rest.port) || rest.port < 1 || rest.port > 65535)) {
-    throw new ConfigError('connection.port', rest.port, 'expected an integer from 1 to 65535');
-  }
-  return withHiddenPassword(rest, password);
+/** mysql2 options that hold a secret: the driver reads them, no serialization shows them. */
+const SECRET_OPTIONS = ['password', 'password1', 'password2', 'password3', 'passwordSha1'] as const;
+type SecretOption = (typeof SECRET_OPTIONS)[number];
+type Secrets = Partial<Record<SecretOption, unknown>>;
+
+function isSecretOption(key: string): key is SecretOption {
+  return (SECRET_OPTIONS as readonly string[]).includes(key);
 }
 
-function fromUrl(text: string, field = 'connection'): ConnectionOptions {
+function secretsOf(options: ConnectionOptions): Secrets {
+  const secrets: Secrets = {};
+  // Read one by one: a caller's own non-enumerable password is not lost.
+  for (const key of SECRET_OPTIONS) if (options[key] !== undefined) secrets[key] = options[key];
+  return secrets;
+}
+
+function resolveConnection(connection: unknown): Readonly<ConnectionOptions> {
+  if (typeof connection === 'string') return fromUrl(connection, 'connection');
+  if (connection === null || typeof connection !== 'object' || Array.isArray(connection)) {
+    throw new ConfigError('connection', redactValue(connection), 'expected a mysql:// URL or mysql2 connection options');
+  }
+  const options = connection as ConnectionOptions;
+  const { uri, ...rest } = options;
+  checkPort(rest.port, '');
+  if (uri === undefined) return withHiddenSecrets(rest, secretsOf(options));
+  if (typeof uri !== 'string') throw new ConfigError('connection.uri', redactValue(uri), 'expected a string');
+  const parsed = fromUrl(uri, 'connection.uri');
+  // Options given beside the uri win over the uri's own, as in mysql2.
+  return withHiddenSecrets({ ...parsed, ...rest }, { ...secretsOf(parsed), ...secretsOf(options) });
+}
+
+const PORT_FIELD = 'connection.port';
+
+/** @param where where the port was written, for the message (`''` for connection options) */
+function checkPort(port: unknown, where: string): void {
+  if (port === undefined) return;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(PORT_FIELD, port, `expected an integer from 1 to 65535${where}`);
+  }
+}
+
+function fromUrl(text: string, field: string): ConnectionOptions {
+  const shown = redactUrl(text);
+  const invalid = (problem: string) => new ConfigError(field, shown, problem);
+  const encodeHint = 'a / ? # @ or : in the user name or password must be percent-encoded (%2F %3F %23 %40 %3A)';
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(field, redactUrl(text), 'not a valid URL');
+    const port = portInText(text);
+    if (port !== undefined) checkPort(port, ` (in ${shown})`);
+    throw invalid(text.includes('@') ? `not a valid URL; ${encodeHint}` : 'not a valid URL');
   }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
-    throw new ConfigError(field, redactUrl(text), 'expected the mysql: or mariadb: scheme');
-  }
-  if (url.hostname === '') throw new ConfigError(field, redactUrl(text), 'the URL has no host');
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') throw invalid('expected the mysql: or mariadb: scheme');
+  if (url.hostname === '') throw invalid('the URL has no host');
+  // The parser ends a password at its first / ? or #, so a password holding one parses as
+  // user `app`, host = the text before the password, port = the password's start, and the
+  // rest of it, with its @, lands in the path, query or fragment. Refused, not dialed.
+  if (`${url.pathname}${url.search}${url.hash}`.includes('@')) throw invalid(`an @ after the host; ${encodeHint}`);
+  const decode = (part: string, what: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw invalid(`the ${what} is not valid percent-encoding`);
+    }
+  };
   const options: ConnectionOptions = { host: url.hostname.replace(/^\[(.*)\]$/, '$1') };
   if (url.port !== '') options.port = Number(url.port);
-  if (url.username !== '') options.user = decodeURIComponent(url.username);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (url.username !== '') options.user = decode(url.username, 'user name');
+  const database = decode(url.pathname.replace(/^\//, ''), 'database name');
   if (database !== '') options.database = database;
+  const secrets: Secrets = {};
   for (const [key, raw] of url.searchParams) {
-    (options as Record<string, unknown>)[key] = parseParam(raw);
+    // A password is text even when it looks like a number or JSON.
+    if (isSecretOption(key)) secrets[key] = raw;
+    else (options as Record<string, unknown>)[key] = parseParam(raw);
   }
-  return withHiddenPassword(options, url.password === '' ? undefined : decodeURIComponent(url.password));
+  if (url.password !== '') secrets.password = decode(url.password, 'password');
+  checkPort(options.port, ` (in ${shown})`);
+  return withHiddenSecrets(options, secrets);
+}
+
+/**
+ * The port written in a URL the parser refused, when one can be told: after the last @ (or
+ * `scheme://`), up to the first / ? or #. Lets `mysql://h:99999/db` be reported as a port.
+ */
+function portInText(text: string): number | undefined {
+  const m = /^[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:\/\/(?:.*@)?(?:\[[^\]]*\]|[^/?#[\]:@]*):(-?\d+)(?:[/?#]|[\x00-\x20]*$)/s.exec(text);
+  return m === null ? undefined : Number(m[1]);
 }
 
 // Same rule as mysql2's own URL parsing: JSON where it parses (numbers, booleans, objects).
@@ -245,18 +315,97 @@ function parseParam(raw: string): unknown {
   }
 }
 
-/** The URL with any password replaced by `***`, for errors and logs. */
+/** Query parameters whose values are hidden by `redactUrl`: names that may hold a secret. */
+const SECRET_PARAM = /pass|pwd|secret|token|key|cred|auth|ssl/i;
+
+/**
+ * `text` with everything that may be a password replaced by `***`, for errors and logs.
+ * Holds for any string, a URL or not: the userinfo (all before the last `@`, since an
+ * unencoded password may hold `@ / ? # :`) keeps only a plain user name right after
+ * `scheme://`, and is hidden whole when it is unclear where the user name ends; the values
+ * of query parameters named like a secret (`password`, `password2`, `ssl`, ...) are hidden.
+ */
 export function redactUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+  const hidden: Array<[number, number]> = [];
+  const at = text.lastIndexOf('@');
+  if (at !== -1) {
+    const lead = /^[\x00-\x20]*(?:[A-Za-z][A-Za-z0-9+.-]*:([/\\]*))?/.exec(text);
+    const start = lead?.[0].length ?? 0;
+    const userinfo = text.slice(start, at);
+    const user = /^[A-Za-z0-9._~!$&'()*+,;=%-]*(?=:|$)/.exec(userinfo)?.[0];
+    if (lead?.[1] === '//' && user !== undefined) {
+      if (user.length < userinfo.length) hidden.push([start + user.length + 1, at]);
+    } else {
+      hidden.push([start, at]);
+    }
+  }
+  for (const m of text.matchAll(/[?&]([^=&?#]*)=/g)) {
+    if (!SECRET_PARAM.test(m[1]!) && !SECRET_PARAM.test(decodeLoosely(m[1]!))) continue;
+    const from = m.index + m[0].length;
+    const amp = text.indexOf('&', from);
+    hidden.push([from, amp === -1 ? text.length : amp]);
+  }
+  const merged: Array<[number, number]> = [];
+  for (const [from, to] of hidden.filter(([from, to]) => to > from).sort((a, b) => a[0] - b[0])) {
+    const last = merged.at(-1);
+    if (last !== undefined && from <= last[1]) last[1] = Math.max(last[1], to);
+    else merged.push([from, to]);
+  }
+  let out = '';
+  let pos = 0;
+  for (const [from, to] of merged) {
+    out += `${text.slice(pos, from)}***`;
+    pos = to;
+  }
+  return out + text.slice(pos);
+}
+
+function decodeLoosely(part: string): string {
+  try {
+    return decodeURIComponent(part.replace(/\+/g, ' '));
+  } catch {
+    return part;
+  }
+}
+
+/**
+ * `value` as an error may hold it: strings through `redactUrl`, the whole value under a key
+ * named like a secret, arrays and plain objects copied the same way (other objects as they are).
+ */
+function redactValue(value: unknown, key = '', depth = 0): unknown {
+  if (value === undefined || value === null) return value;
+  if (SECRET_PARAM.test(key)) return '***';
+  if (typeof value === 'string') return redactUrl(value);
+  if (typeof value !== 'object') return value;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
+  if (depth >= 4) return Array.isArray(value) ? '[an array]' : '[an object]';
+  if (Array.isArray(value)) return value.map((item) => redactValue(item, '', depth + 1));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v, k, depth + 1)]));
+}
+
+/**
+ * What `ConnectError` names as the server it tried: `socket /run/mysqld/mysqld.sock as app`
+ * or `db.example:3306 as app` (an IPv6 host in brackets), as mysql2 would dial it: the socket
+ * when `socketPath` is set, else `host` (default `localhost`) and `port` (default 3306). Never
+ * the password.
+ */
+export function describeTarget(connection: Readonly<ConnectionOptions>): string {
+  const as = connection.user ? ` as ${connection.user}` : '';
+  // mysql2 tests these options for truthiness, so an empty string or port 0 means the default.
+  if (connection.socketPath) return `socket ${connection.socketPath}${as}`;
+  const host = connection.host ? connection.host : 'localhost';
+  const port = connection.port ? connection.port : 3306;
+  return `${host.includes(':') ? `[${host}]` : host}:${port}${as}`;
 }
 
 // pg-pool's trick: a non-enumerable password is still read by the driver but never reaches
 // JSON.stringify, a spread, util.inspect or a log serializer.
-function withHiddenPassword(options: ConnectionOptions, password: string | undefined): Readonly<ConnectionOptions> {
-  const copy = { ...options };
-  delete copy.password;
-  if (password !== undefined) {
-    Object.defineProperty(copy, 'password', { value: password, enumerable: false, writable: false });
+function withHiddenSecrets(options: ConnectionOptions, secrets: Secrets): Readonly<ConnectionOptions> {
+  const copy: Record<string, unknown> = { ...options };
+  for (const key of SECRET_OPTIONS) {
+    delete copy[key];
+    if (secrets[key] !== undefined) Object.defineProperty(copy, key, { value: secrets[key], enumerable: false, writable: false });
   }
-  return Object.freeze(copy);
+  return Object.freeze(copy) as Readonly<ConnectionOptions>;
 }

@@ -4,11 +4,28 @@
  * retries a connect itself.
  */
 import type { Logger } from 'pino';
-import { DEFAULTS, type ResolvedConfig } from './config.js';
+import { DEFAULTS, describeTarget, type ResolvedConfig } from './config.js';
 import { connectBackoffMs, effectiveConnWaitAgeMs } from './decisions.js';
 import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
-import { ConnectError, PoolClosedError } from './errors.js';
+import { ConnectError, ConnectionSetupError, PoolClosedError } from './errors.js';
+import { hasSessionSetup, runSessionSetup } from './session-setup.js';
+
+/** A connection just made, and when (ms since the epoch): its age and idle time count from then. */
+export interface NewConnection {
+  readonly conn: DriverConnection;
+  readonly madeAtMs: number;
+}
+
+/**
+ * Whether a failed connect will fail the same way on the next attempt: a wrong password, an
+ * unknown or denied database, or a session setup the server refused (a bad statement, a
+ * throwing hook). Waiting borrows should fail now, not at acquireTimeout.
+ */
+export function isPermanentFailure(err: unknown): boolean {
+  if (err instanceof ConnectionSetupError) return !driver.isConnectionLevelError(err.cause);
+  return driver.isPermanentConnectError(err);
+}
 
 /** Opens connections for one pool. */
 export class Connector {
@@ -22,8 +39,10 @@ export class Connector {
   #consecutiveFailures = 0;
   /** While connects fail, attempts queue here: one probe at a time, not one per waiting caller. */
   #probeQueue: Promise<unknown> = Promise.resolve();
-  /** A connection `ready()` opened, handed to the next `connect()`. */
-  #spare: DriverConnection | undefined;
+  /** A connection `ready()` opened, handed to the next `connect()` with the time it was made. */
+  #spare: NewConnection | undefined;
+  /** Attempts under way; `close()` lets them finish and closes what they made. */
+  readonly #underWay = new Set<Promise<unknown>>();
   /** Connect attempts that failed, since the pool started. */
   failures = 0;
   /** Connect attempts made, since the pool started. */
@@ -31,19 +50,27 @@ export class Connector {
   /** The last connect failure since the last success. */
   lastFailure: Error | undefined;
 
-  readonly #onFailure: (err: Error) => void;
+  readonly #onFailure: (err: Error, permanent: boolean) => void;
   #closed = false;
   readonly #sleeping = new Set<() => void>();
 
-  /** Abandons attempts waiting for their backoff: they reject without dialing. */
-  close(): void {
+  /**
+   * Stops connecting: attempts waiting for their backoff reject without dialing, and an
+   * attempt already dialing closes what it gets and rejects with `PoolClosedError`. Resolves
+   * once no attempt is under way.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
     for (const wake of this.#sleeping) wake();
     this.#sleeping.clear();
+    while (this.#underWay.size !== 0) await Promise.allSettled([...this.#underWay]);
   }
 
-  /** @param onFailure told of each failed attempt (the pool's 'error' event) */
-  constructor(config: ResolvedConfig, log: Logger, onFailure: (err: Error) => void) {
+  /**
+   * @param onFailure told of each failed attempt (the pool's 'error' event); `permanent` when
+   *   retrying within a borrow cannot help (wrong password, unknown database, a failing setup)
+   */
+  constructor(config: ResolvedConfig, log: Logger, onFailure: (err: Error, permanent: boolean) => void) {
     this.#config = config;
     this.#log = log;
     this.#onFailure = onFailure;
@@ -53,17 +80,27 @@ export class Connector {
   /**
    * A new connection, with its 'error' listener in place. While the server refuses, attempts
    * are made one at a time, each after a backoff delay; the first after a success goes at once.
+   *
+   * @param holdProcess keep the process alive during the backoff delay: a caller awaits this
+   *   attempt with no timer of its own (a statement waiting for a replacement)
    */
-  connect(): Promise<DriverConnection> {
+  connect(holdProcess = false): Promise<NewConnection> {
     const spare = this.#spare;
     if (spare !== undefined) {
       this.#spare = undefined;
       return Promise.resolve(spare);
     }
-    if (this.#consecutiveFailures === 0) return this.#attempt();
-    const turn = this.#probeQueue.then(() => this.#attempt());
+    if (this.#consecutiveFailures === 0) return this.#tracked(this.#attempt(holdProcess));
+    const turn = this.#probeQueue.then(() => this.#attempt(holdProcess));
     this.#probeQueue = turn.catch(() => undefined);
-    return turn;
+    return this.#tracked(turn);
+  }
+
+  #tracked<T>(attempt: Promise<T>): Promise<T> {
+    this.#underWay.add(attempt);
+    const done = () => void this.#underWay.delete(attempt);
+    attempt.then(done, done);
+    return attempt;
   }
 
   /**
@@ -73,25 +110,47 @@ export class Connector {
    */
   async probe(): Promise<void> {
     if (this.#spare !== undefined) return;
-    let conn: DriverConnection;
+    let made: NewConnection;
     try {
-      conn = await this.#attempt();
+      made = await this.#tracked(this.#attempt(true)); // ready() waits on it: hold the process
     } catch (err) {
-      const { host, port, user } = this.#config.connection;
-      throw new ConnectError(`${host ?? 'localhost'}:${port ?? 3306}${user ? ` as ${user}` : ''}`, err);
+      if (err instanceof PoolClosedError || err instanceof ConnectionSetupError) throw err;
+      throw this.connectError(err);
     }
-    if (this.#spare === undefined) this.#spare = conn;
-    else await driver.close(conn, DEFAULTS.closeTimeout); // another probe won the race
+    if (this.#spare === undefined) this.#spare = made;
+    else await driver.close(made.conn, DEFAULTS.closeTimeout); // another probe won the race
+  }
+
+  /** A `ConnectError` naming the server, with the driver's error as `cause`. */
+  connectError(err: unknown): ConnectError {
+    return new ConnectError(describeTarget(this.#config.connection), err);
   }
 
   /** Closes the connection `ready()` kept, if no borrow took it. */
   async closeSpare(): Promise<void> {
     const spare = this.#spare;
     this.#spare = undefined;
-    if (spare !== undefined) await driver.close(spare, DEFAULTS.closeTimeout);
+    if (spare !== undefined) await driver.close(spare.conn, DEFAULTS.closeTimeout);
   }
 
-  async #attempt(): Promise<DriverConnection> {
+  /**
+   * Runs the session setup (`initSql`, `onConnect`) on `conn`, bounded by `acquireTimeout`
+   * (the socket is destroyed past it). Rejects with `ConnectionSetupError`; the caller closes
+   * the connection.
+   */
+  async setUp(conn: DriverConnection): Promise<void> {
+    const setup = this.#config.setup;
+    if (!hasSessionSetup(setup)) return;
+    const timeoutMs = this.#config.acquireTimeoutMs;
+    const watchdog = driver.destroyUnlessDoneWithin(conn, timeoutMs, `Session setup did not finish within ${timeoutMs} ms`);
+    try {
+      await runSessionSetup(conn, setup);
+    } finally {
+      watchdog.cancel();
+    }
+  }
+
+  async #attempt(holdProcess = false): Promise<NewConnection> {
     if (this.#closed) throw new PoolClosedError();
     // generic-pool retries a failed create at once, in a loop; this delay paces it.
     const delayMs = connectBackoffMs(this.#consecutiveFailures, Math.random());
@@ -104,7 +163,7 @@ export class Connector {
           resolve();
         };
         const timer = setTimeout(wake, delayMs);
-        timer.unref();
+        if (!holdProcess) timer.unref();
         this.#sleeping.add(wake);
       });
     }
@@ -115,24 +174,32 @@ export class Connector {
     try {
       conn = await driver.connect(this.#config.connection);
     } catch (err) {
-      this.#noteFailure(err as Error, delayMs, seenFailures);
+      this.#noteFailure(err as Error, delayMs, seenFailures, isPermanentFailure(err));
       throw err;
     }
     // Until the pool watches it, an 'error' event would have no listener and crash the process.
     driver.onConnectionLost(conn, () => {});
     try {
+      // Setup first: it may change the session's wait_timeout.
+      await this.setUp(conn);
       await this.#learnWaitTimeout(conn);
     } catch (err) {
       await driver.close(conn, DEFAULTS.closeTimeout);
-      this.#noteFailure(err as Error, delayMs, seenFailures);
+      if (this.#closed) throw new PoolClosedError();
+      this.#noteFailure(err as Error, delayMs, seenFailures, isPermanentFailure(err));
       throw err;
+    }
+    if (this.#closed) {
+      // end() came while this attempt was dialing: what it made must not outlive the pool.
+      await driver.close(conn, DEFAULTS.closeTimeout);
+      throw new PoolClosedError();
     }
     this.#consecutiveFailures = 0;
     this.lastFailure = undefined;
-    return conn;
+    return { conn, madeAtMs: Date.now() };
   }
 
-  #noteFailure(err: Error, delayMs: number, seenFailures: number): void {
+  #noteFailure(err: Error, delayMs: number, seenFailures: number, permanent: boolean): void {
     // Attempts that overlapped (a burst made before the first failure was known) count once.
     if (seenFailures === this.#consecutiveFailures) this.#consecutiveFailures++;
     this.failures++;
@@ -141,7 +208,7 @@ export class Connector {
       { err: { message: err.message, code: (err as { code?: unknown }).code }, failures: this.#consecutiveFailures, delayMs },
       'connect failed',
     );
-    this.#onFailure(err);
+    this.#onFailure(err, permanent);
   }
 
   async #learnWaitTimeout(conn: DriverConnection): Promise<void> {

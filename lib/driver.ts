@@ -12,7 +12,7 @@ interface CoreConnection {
   _closing?: boolean;
   _fatalError?: unknown;
   _protocolError?: unknown;
-  stream?: { destroyed?: boolean; destroy(): void };
+  stream?: { destroyed?: boolean; destroy(): void; end(): void; once(event: 'close', listener: () => void): void };
   _notifyError?(err: Error): void;
   ping(callback: (err: Error | null) => void): void;
   end(callback: (err?: Error | null) => void): void;
@@ -125,33 +125,78 @@ export function destroySocket(conn: DriverConnection, why = 'Connection closed b
 }
 
 /**
- * Closes politely (COM_QUIT, so the server does not count an aborted connection) when the
- * connection is still usable, and destroys the socket if that takes longer than `timeoutMs`
- * or the connection is already dead. Never rejects.
+ * Closes politely when the connection is still usable: COM_QUIT is written and the socket
+ * half-closed after it, so the server counts no aborted connection; the socket is destroyed
+ * once the server has closed its end, or after `timeoutMs`. A dead connection is destroyed at
+ * once. Never rejects.
  */
 export function close(conn: DriverConnection, timeoutMs: number): Promise<void> {
   if (isKnownClosed(conn)) {
     destroySocket(conn);
     return Promise.resolve();
   }
+  const c = core(conn);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      destroySocket(conn);
-      resolve();
-    }, timeoutMs);
-    timer.unref();
-    try {
-      core(conn).end(() => {
-        clearTimeout(timer);
-        destroySocket(conn);
-        resolve();
-      });
-    } catch {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       destroySocket(conn);
       resolve();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    timer.unref();
+    c.stream?.once('close', finish);
+    try {
+      // mysql2 calls back before it writes the QUIT packet; half-close only after that write.
+      c.end(() => process.nextTick(() => c.stream?.end()));
+    } catch {
+      finish();
     }
   });
+}
+
+/** A timer that destroys a connection's socket unless cancelled first. */
+export interface Watchdog {
+  /** Whether it fired (the socket was destroyed). */
+  readonly fired: boolean;
+  cancel(): void;
+}
+
+/**
+ * Destroys the socket unless `cancel()` is called within `timeoutMs`: statements still
+ * running on it then reject, so work on a silently dropped connection cannot hang (mysql2 has
+ * no timeout of its own for them).
+ */
+export function destroyUnlessDoneWithin(conn: DriverConnection, timeoutMs: number, why: string): Watchdog {
+  const watchdog = {
+    fired: false,
+    cancel: () => clearTimeout(timer),
+  };
+  const timer = setTimeout(() => {
+    watchdog.fired = true;
+    destroySocket(conn, why);
+  }, timeoutMs);
+  timer.unref();
+  return watchdog;
+}
+
+// Connect errors no retry within a borrow will fix: wrong password, unknown or denied database.
+const PERMANENT_CONNECT_ERRNOS: ReadonlySet<number> = new Set([
+  1044, // ER_DBACCESS_DENIED_ERROR
+  1045, // ER_ACCESS_DENIED_ERROR
+  1049, // ER_BAD_DB_ERROR
+  1698, // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+]);
+
+/**
+ * Whether a failed connect will fail the same way until someone changes the configuration or
+ * the server's grants (waiting borrows should fail now), rather than a transient refusal
+ * (server down, timeout, 1040 too many connections, 1203 max_user_connections).
+ */
+export function isPermanentConnectError(err: unknown): boolean {
+  return err !== null && typeof err === 'object' && PERMANENT_CONNECT_ERRNOS.has((err as { errno?: unknown }).errno as number);
 }
 
 /** Reads the session's `wait_timeout`, in seconds. */
@@ -167,25 +212,38 @@ export const SERVER_STATUS_IN_TRANS = 1;
 /** Server status flag of an OK packet: autocommit is on (SERVER_STATUS_AUTOCOMMIT). */
 export const SERVER_STATUS_AUTOCOMMIT = 2;
 
-/**
- * The server status flags reported in a result's OK packet, or `undefined` for a result set
- * (mysql2 does not expose the flags of its closing packet; a SELECT leaves a transaction open
- * only when autocommit is off, which an earlier OK packet reported). Free: already parsed.
- */
-export function serverStatusOf(result: unknown): number | undefined {
-  const header = Array.isArray(result) ? lastHeader(result) : result;
-  const status = (header as { serverStatus?: unknown } | null | undefined)?.serverStatus;
-  return typeof status === 'number' ? status : undefined;
+/** Server status flag of an OK packet: session state changed (`stateChanges` is filled in). */
+export const SERVER_SESSION_STATE_CHANGED = 0x4000;
+
+/** The parts of mysql2's OK packet (`ResultSetHeader`) the pool reads. */
+export interface OkHeader {
+  readonly serverStatus: number;
+  readonly stateChanges?: { readonly schema?: unknown } | undefined;
 }
 
-// Multiple statements give an array mixing result sets and OK headers; the last header is
-// the state after the last statement.
-function lastHeader(results: unknown[]): unknown {
-  for (let i = results.length - 1; i >= 0; i--) {
-    const item = results[i];
-    if (item !== null && typeof item === 'object' && !Array.isArray(item) && 'serverStatus' in item) return item;
+/**
+ * The OK packet that ends a statement's results, told apart by the shape mysql2 gives them,
+ * never by a property name a column could also have: no `fields` means `rows` is the OK
+ * packet; `fields` made of arrays and `undefined`s means several results (multiple statements,
+ * `CALL`), where `undefined` marks an OK packet and the last one holds the final state; any
+ * other `fields` means a result set, whose closing status mysql2 does not expose (a SELECT
+ * opens no transaction unless autocommit is off, which an earlier OK packet reported).
+ * Costs O(results), never O(rows).
+ */
+export function okHeaderOf(rows: unknown, fields: unknown): OkHeader | undefined {
+  if (fields === undefined) return asHeader(rows);
+  if (!Array.isArray(fields) || !Array.isArray(rows) || fields.length === 0) return undefined;
+  const first = fields[0];
+  if (first !== undefined && !Array.isArray(first)) return undefined; // one result set
+  for (let i = Math.min(fields.length, rows.length) - 1; i >= 0; i--) {
+    if (fields[i] === undefined) return asHeader(rows[i]);
   }
   return undefined;
+}
+
+function asHeader(value: unknown): OkHeader | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  return typeof (value as { serverStatus?: unknown }).serverStatus === 'number' ? (value as OkHeader) : undefined;
 }
 
 // Codes that mean the connection, not the statement, failed.
@@ -215,9 +273,11 @@ export function isConnectionLevelError(err: unknown): boolean {
   return e.fatal === true || CONNECTION_LEVEL_CODES.has(e.code as string) || CONNECTION_LEVEL_CODES.has(e.errno as number);
 }
 
-/** Told of each statement's outcome before its promise settles. */
+/** Told of each statement as it is sent, and of its outcome before its promise settles. */
 export interface StatementObserver {
-  observe(err: unknown, result: unknown): void;
+  /** Statements sent and not yet answered; `statement()` counts up, `observe` counts down. */
+  inFlight: number;
+  observe(err: unknown, rows: unknown, fields: unknown, conn: DriverConnection): void;
 }
 
 interface CoreStatements {
@@ -255,7 +315,7 @@ export function statement<T>(
   }
   return new Promise<T>((resolve, reject) => {
     const done: StatementCallback = (err, rows, fields) => {
-      observer.observe(err, rows);
+      observer.observe(err, rows, fields, conn);
       if (err) {
         if (holder?.stack) {
           const lines = holder.stack.split('\n');
@@ -267,10 +327,17 @@ export function statement<T>(
         resolve([rows, fields] as T);
       }
     };
-    if (method === 'query') {
-      if (values === undefined) c.query(sql, done);
-      else c.query(sql, values, done);
-    } else if (values === undefined) c.execute(sql, done);
-    else c.execute(sql, values, done);
+    observer.inFlight++;
+    try {
+      if (method === 'query') {
+        if (values === undefined) c.query(sql, done);
+        else c.query(sql, values, done);
+      } else if (values === undefined) c.execute(sql, done);
+      else c.execute(sql, values, done);
+    } catch (err) {
+      // Refused before anything was sent (bad arguments): nothing in flight, state unchanged.
+      observer.inFlight--;
+      reject(err);
+    }
   });
 }

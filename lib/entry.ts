@@ -6,7 +6,17 @@
  * lent (a dead connection replaced before a statement), so generic-pool's loan stays valid.
  */
 import type { ConnectionTimes } from './decisions.js';
-import { isConnectionLevelError, serverStatusOf, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, type DriverConnection, type StatementObserver } from './driver.js';
+import {
+  isConnectionLevelError,
+  okHeaderOf,
+  SERVER_STATUS_AUTOCOMMIT,
+  SERVER_STATUS_IN_TRANS,
+  SERVER_SESSION_STATE_CHANGED,
+  type DriverConnection,
+  type OkHeader,
+  type PingOutcome,
+  type StatementObserver,
+} from './driver.js';
 
 /** Why a connection left the pool; logged and counted. */
 export type EvictReason =
@@ -19,6 +29,8 @@ export type EvictReason =
   | 'pingFailed'
   | 'pingTimeout'
   | 'rollbackFailed'
+  | 'cleanupTimeout'
+  | 'identityChanged'
   | 'poolEnded';
 
 /** One pooled connection and its lifetime record. Times are ms since the epoch. */
@@ -47,8 +59,22 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
   inTransaction = false;
   /** The last OK packet said autocommit is off: any statement may have opened a transaction. */
   autocommitOff = false;
+  /**
+   * A statement failed: an error packet carries no status flags, and a failed `CALL` or
+   * multi-statement batch may have opened a transaction before it failed. Unknown until the
+   * next OK packet says; counts as "may have a transaction".
+   */
+  transactionUnknown = false;
   /** The user went around the tracked methods (prepared statements, the raw connection). */
   untracked = false;
+  /** The session's user or default database was changed (`changeUser`, `USE`): never lent again. */
+  identityChanged = false;
+  /** Statements sent on this slot and not yet answered. */
+  inFlight = 0;
+  /** Run once when the last statement in flight settles: a return that waits for them. */
+  onSettled: (() => void) | undefined = undefined;
+  /** The ping in flight (validation or keep-alive); a borrow waits for its outcome. */
+  pinging: Promise<PingOutcome> | undefined = undefined;
   /** A keep-alive ping is in flight. */
   keepingAlive = false;
   /** A check before a statement in progress; concurrent statements wait for the same one. */
@@ -77,32 +103,50 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     this.broken = false;
     this.inTransaction = false;
     this.autocommitOff = false;
+    this.transactionUnknown = false;
     this.untracked = false;
+    this.identityChanged = false;
   }
 
   /**
-   * Records a statement's outcome: the time, the transaction flags of its OK packet, and
-   * whether its error broke the connection.
+   * Records a statement's outcome: the time, the transaction flags of its OK packet, whether
+   * its error broke the connection, and that it is no longer in flight. An outcome on a
+   * connection this slot no longer holds (one replaced meanwhile) says nothing of the new one.
    */
-  observe(err: unknown, result: unknown): void {
-    this.lastAccessAt = Date.now();
-    this.lastUsedAt = this.lastAccessAt;
-    if (err) {
-      if (isConnectionLevelError(err)) this.broken = true;
-      return;
+  observe(err: unknown, rows: unknown, fields: unknown, conn: DriverConnection): void {
+    if (conn === this.conn) {
+      this.lastAccessAt = Date.now();
+      this.lastUsedAt = this.lastAccessAt;
+      if (err) {
+        if (isConnectionLevelError(err)) this.broken = true;
+        this.transactionUnknown = true;
+      } else {
+        const header = okHeaderOf(rows, fields);
+        if (header !== undefined) this.noteOk(header);
+      }
     }
-    const status = serverStatusOf(result);
-    if (status !== undefined) this.noteServerStatus(status);
+    if (--this.inFlight === 0 && this.onSettled !== undefined) {
+      const settled = this.onSettled;
+      this.onSettled = undefined;
+      settled();
+    }
   }
 
-  /** Records the server status flags of an OK packet. */
-  noteServerStatus(status: number): void {
+  /** Records what an OK packet says: transaction flags, and a change of default database. */
+  noteOk(header: OkHeader): void {
+    const status = header.serverStatus;
     this.inTransaction = (status & SERVER_STATUS_IN_TRANS) !== 0;
     this.autocommitOff = (status & SERVER_STATUS_AUTOCOMMIT) === 0;
+    this.transactionUnknown = false;
+    // Session tracking reports `USE other_db`; the next borrower must get the configured one.
+    if ((status & SERVER_SESSION_STATE_CHANGED) !== 0) {
+      const schema = header.stateChanges?.schema;
+      if (typeof schema === 'string' && schema !== '' && schema !== (this.conn.config.database ?? '')) this.identityChanged = true;
+    }
   }
 
   /** Whether a transaction may be open, as far as the tracked statements tell. */
   get mayHaveTransaction(): boolean {
-    return this.inTransaction || this.autocommitOff || this.untracked;
+    return this.inTransaction || this.autocommitOff || this.transactionUnknown || this.untracked;
   }
 }

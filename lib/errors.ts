@@ -171,6 +171,23 @@ export class CommitOutcomeUnknownError extends FreshPoolError {
   }
 }
 
+/**
+ * A new connection (or one just reset) failed its session setup: a statement of `initSql`
+ * or the `onConnect` hook failed, or did not finish in time. The connection was closed, never
+ * lent half set up. `cause` is the server's or the hook's own error.
+ */
+export class ConnectionSetupError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_CONNECTION_SETUP';
+  /** What failed: the `initSql` statement, or `onConnect`. */
+  readonly step: string;
+
+  constructor(step: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(ConnectionSetupError.code, `Session setup of a new connection failed at ${step}: ${why}`, { cause });
+    this.step = step;
+  }
+}
+
 /** The connection was used after `withConnection`'s function had returned and given it back. */
 export class ConnectionReleasedError extends FreshPoolError {
   static readonly code = 'ERR_FRESH_POOL_CONNECTION_RELEASED';

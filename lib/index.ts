@@ -6,6 +6,7 @@ export { createPool, FreshPool, type EndOptions, type Lease, type PoolConnection
 export type { AcquireEvent, ConnectionEvent, EvictEvent, FreshPoolEvents } from './events.js';
 export { DEFAULTS, type FreshPoolConfig } from './config.js';
 export type { IsolationLevel, TransactionOptions } from './transaction.js';
+export type { OnConnect } from './session-setup.js';
 export {
   FreshPoolError,
   ConfigError,
@@ -16,6 +17,7 @@ export {
   TransactionLostError,
   CommitOutcomeUnknownError,
   ConnectionReleasedError,
+  ConnectionSetupError,
   UnsupportedOperationError,
   type PoolStats,
 } from './errors.js';

@@ -21,6 +21,8 @@ export interface StatementGate {
    * transaction is open. Rejects with `TransactionLostError` when one was open.
    */
   freshen(entry: PoolEntry): Promise<void>;
+  /** Runs the session setup again after COM_RESET_CONNECTION cleared it. */
+  afterReset(entry: PoolEntry): Promise<void>;
 }
 
 type Method = 'query' | 'execute';
@@ -62,36 +64,44 @@ export class LentConnection {
   }
 
   ping(): Promise<void> {
-    return this.#current().ping();
+    if (!this.#lent) return Promise.reject(new ConnectionReleasedError());
+    return this.#entry.conn.ping();
   }
 
   /** Prepared statements run outside the tracking, so the connection is cleaned up on return. */
   prepare(options: string | QueryOptions): ReturnType<Connection['prepare']> {
-    const conn = this.#current();
+    if (!this.#lent) return Promise.reject(new ConnectionReleasedError());
     this.#entry.untracked = true;
-    return conn.prepare(options);
+    return this.#entry.conn.prepare(options);
   }
 
   unprepare(sql: string | QueryOptions): void {
     this.#current().unprepare(sql);
   }
 
+  /** COM_CHANGE_USER. The connection is closed when it comes back: the next borrower gets the configured user. */
   async changeUser(options: Parameters<Connection['changeUser']>[0]): Promise<void> {
     const conn = this.#current();
-    this.#entry.untracked = true;
+    const entry = this.#entry;
+    entry.untracked = true;
+    entry.identityChanged = true;
     await conn.changeUser(options);
   }
 
-  /** COM_RESET_CONNECTION: ends any transaction and clears the session. */
+  /** COM_RESET_CONNECTION: ends any transaction and clears the session; `initSql` and `onConnect` then run again. */
   async reset(): Promise<void> {
+    const entry = this.#entry;
     await this.#current().reset();
-    this.#entry.inTransaction = false;
-    this.#entry.autocommitOff = false;
+    entry.inTransaction = false;
+    entry.autocommitOff = false;
+    entry.transactionUnknown = false;
+    await this.#gate.afterReset(entry);
   }
 
   /** Closes the connection; the pool replaces it when it comes back. */
   end(): Promise<void> {
-    return this.#current().end();
+    if (!this.#lent) return Promise.reject(new ConnectionReleasedError());
+    return this.#entry.conn.end();
   }
 
   /** Destroys the connection; the pool replaces it when it comes back. */

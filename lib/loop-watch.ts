@@ -26,8 +26,15 @@ export class LoopWatch {
   start(): void {
     if (this.#timer !== undefined) return;
     this.#lastTurnAt = Date.now();
+    // The tick runs in the timers phase, before this iteration polls its sockets: a close that
+    // arrived during a stall is still unread then, and so a borrow made by another timer due in
+    // the same phase must still see the loop as stalled. The turn counts from the tick's time
+    // only once a poll phase has passed, in the check phase right after it.
     this.#timer = setInterval(() => {
-      this.#lastTurnAt = Date.now();
+      const tickAt = Date.now();
+      setImmediate(() => {
+        this.#lastTurnAt = tickAt;
+      });
     }, this.#tickMs);
     // It must never be what keeps a process alive.
     this.#timer.unref();

@@ -9,12 +9,12 @@ import { inspect } from 'node:util';
 import { pino, type Logger } from 'pino';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { DEFAULTS, resolveConfig, type FreshPoolConfig, type ResolvedConfig } from './config.js';
-import { Connector } from './connector.js';
+import { Connector, isPermanentFailure, type NewConnection } from './connector.js';
 import { borrowVerdict, type BorrowVerdict, jitteredMaxAgeMs, statementVerdict } from './decisions.js';
 import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
 import { PoolEntry, type EvictReason } from './entry.js';
-import { AcquireTimeoutError, InvalidArgumentError, PoolClosedError, TransactionLostError, type PoolStats } from './errors.js';
+import { AcquireTimeoutError, ConnectionSetupError, InvalidArgumentError, PoolClosedError, TransactionLostError, type PoolStats } from './errors.js';
 import type { FreshPoolEvents } from './events.js';
 import { Housekeeping } from './housekeeping.js';
 import { endLeakWatch, watchForLeak, type LeakWatch } from './leak-watch.js';
@@ -74,6 +74,11 @@ export class FreshPool extends EventEmitter {
   private suspectBeforeMs = 0;
   private lastPingFailure: { error: Error; atAttempt: number } | undefined;
   private ending: Promise<void> | undefined;
+  /** Set when an `end({ timeout })` expires: borrowed connections are being closed under their users. */
+  private forcedClose = false;
+  /** Resolves the wait of `end()` for borrowed connections early (an `end({ timeout })` expired). */
+  private forceEnd: (() => void) | undefined;
+  private readonly endTimers = new Set<NodeJS.Timeout>();
   private readying: Promise<void> | undefined;
   private created = 0;
   private pings = 0;
@@ -90,8 +95,9 @@ export class FreshPool extends EventEmitter {
     super();
     this.config = resolveConfig(config);
     this.log = this.config.logger ?? pino({ name: 'mysql-fresh-pool', level: 'info' });
-    this.connector = new Connector(this.config, this.log, (err) => {
+    this.connector = new Connector(this.config, this.log, (err, permanent) => {
       if (this.listenerCount('error') !== 0) this.emit('error', err);
+      if (permanent) this.failWaitingBorrows(err);
     });
     this.resources = createResourcePool<PoolEntry>(
       { create: () => this.create(), destroy: (entry) => this.destroy(entry) },
@@ -135,9 +141,25 @@ export class FreshPool extends EventEmitter {
 
   private async warmUp(): Promise<void> {
     if (this.resources.size === 0) await this.connector.probe();
+    if (this.ending) throw new PoolClosedError();
     this.resources.start();
-    const leases = await Promise.all(Array.from({ length: this.config.min }, () => this.lease()));
-    for (const lease of leases) lease.release();
+    // Every lease that succeeded goes back, even when another failed: none may be left held.
+    const leases = await Promise.allSettled(Array.from({ length: this.config.min }, () => this.lease()));
+    let failure: { reason: unknown } | undefined;
+    for (const lease of leases) {
+      if (lease.status === 'fulfilled') lease.value.release();
+      else failure ??= lease;
+    }
+    if (failure !== undefined) throw failure.reason;
+    if (this.ending) throw new PoolClosedError();
+  }
+
+  // A connect failure no retry within a borrow can fix (wrong password, unknown database, a
+  // failing session setup): the borrows waiting for a new connection fail now, as mysql2's
+  // and pg's pools do, instead of at acquireTimeout. Attempts go on, paced, for later borrows.
+  private failWaitingBorrows(err: Error): void {
+    if (this.resources.pending === 0) return;
+    this.resources.rejectWaiting(err instanceof ConnectionSetupError ? err : this.connector.connectError(err));
   }
 
   /**
@@ -264,28 +286,38 @@ export class FreshPool extends EventEmitter {
     if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || (timeoutMs > 2 ** 31 - 1 && timeoutMs !== Infinity))) {
       return Promise.reject(new InvalidArgumentError('timeout', timeoutMs, 'expected a number of milliseconds from 0 to 2147483647, or Infinity'));
     }
-    this.ending ??= this.shutdown(timeoutMs === Infinity ? undefined : timeoutMs);
+    if (this.ending === undefined) {
+      const forced = new Promise<void>((resolve) => (this.forceEnd = resolve));
+      this.ending = this.shutdown(forced);
+    }
+    // A later end({ timeout }) shortens the wait of an earlier end() too; the first to expire wins.
+    if (timeoutMs !== undefined && timeoutMs !== Infinity && !this.forcedClose) {
+      const timer = setTimeout(() => this.forceEnd?.(), timeoutMs);
+      this.endTimers.add(timer);
+    }
     return this.ending;
   }
 
-  private async shutdown(timeoutMs: number | undefined): Promise<void> {
+  private async shutdown(forced: Promise<void>): Promise<void> {
     // The pool's own timers are unref'd; this one keeps the process alive until end() settles.
     const hold = setInterval(() => undefined, 60_000);
     try {
-      await this.closeAll(timeoutMs);
+      await this.closeAll(forced);
     } finally {
       clearInterval(hold);
+      for (const timer of this.endTimers) clearTimeout(timer);
+      this.endTimers.clear();
     }
   }
 
-  private async closeAll(timeoutMs: number | undefined): Promise<void> {
+  private async closeAll(forced: Promise<void>): Promise<void> {
     this.housekeeping.stop();
     const drained = this.resources.drain();
-    if (timeoutMs === undefined || (await settlesWithin(drained, timeoutMs))) {
-      await drained;
-    } else {
+    const timedOut = await Promise.race([drained.then(() => false, () => false), forced.then(() => true)]);
+    if (timedOut) {
+      this.forcedClose = true;
       const borrowed = this.resources.borrowedResources();
-      this.log.warn({ borrowed: borrowed.length, waiting: this.resources.pending, timeoutMs }, 'end() timed out; closing borrowed connections');
+      this.log.warn({ borrowed: borrowed.length, waiting: this.resources.pending }, 'end() timed out; closing borrowed connections');
       this.resources.rejectWaiting(new PoolClosedError());
       for (const entry of borrowed) {
         entry.broken = true;
@@ -298,7 +330,8 @@ export class FreshPool extends EventEmitter {
       entry.evictReason = 'poolEnded';
       if (!this.resources.removeIdle(entry)) entry.evictReason = undefined;
     }
-    this.connector.close();
+    // Connects under way finish and close what they made: nothing the pool opened outlives end().
+    await this.connector.close();
     await this.resources.clear();
     await this.connector.closeSpare();
     this.loopWatch.stop();
@@ -321,7 +354,7 @@ export class FreshPool extends EventEmitter {
       }
       let nowMs = Date.now();
       const verdict = this.borrowVerdictOf(entry, nowMs);
-      if (verdict !== 'use' || this.loopWatch.stalled(nowMs)) {
+      if (verdict !== 'use' || entry.pinging !== undefined || this.loopWatch.stalled(nowMs)) {
         const ok = await this.checkBeforeLending(entry, verdict);
         const checkedMs = Date.now();
         this.validationMsTotal += checkedMs - nowMs;
@@ -396,11 +429,21 @@ export class FreshPool extends EventEmitter {
   }
 
   private giveBack(entry: PoolEntry): void {
+    if (entry.inFlight !== 0) {
+      // A statement left running when the loan ended: the next borrower must not inherit it,
+      // nor the transaction it may open. The return waits for its answer.
+      entry.onSettled = () => this.giveBack(entry);
+      return;
+    }
     entry.lastAccessAt = Date.now();
     entry.lastUsedAt = entry.lastAccessAt;
     if (entry.broken || isGone(entry)) {
       entry.evictReason = entry.lostReason ?? (entry.broken ? 'fatalError' : 'closed');
       this.suspectIdle(entry.evictReason);
+      void this.resources.destroy(entry);
+    } else if (entry.identityChanged) {
+      // changeUser() or USE: the next borrower gets the configured user and database, always.
+      entry.evictReason = 'identityChanged';
       void this.resources.destroy(entry);
     } else if (this.config.resetOnReturn || entry.mayHaveTransaction) {
       void this.cleanThenRelease(entry);
@@ -413,23 +456,32 @@ export class FreshPool extends EventEmitter {
   // next borrower must never inherit someone else's uncommitted writes.
   private async cleanThenRelease(entry: PoolEntry): Promise<void> {
     const leftOpen = entry.inTransaction;
+    const conn = entry.conn;
+    // Bounded like a ping: on a silently dropped connection the slot would otherwise stay
+    // borrowed with no holder, and end() would wait for TCP to give up.
+    const timeoutMs = this.config.pingTimeoutMs;
+    const watchdog = driver.destroyUnlessDoneWithin(conn, timeoutMs, `Clean-up on return did not finish within ${timeoutMs} ms`);
     try {
       if (this.config.resetOnReturn) {
-        await entry.conn.reset();
+        await conn.reset();
+        await this.connector.setUp(conn);
       } else {
-        await entry.conn.query('ROLLBACK');
+        await conn.query('ROLLBACK');
         // Untracked statements may have turned autocommit off without our seeing it.
-        if (entry.autocommitOff || entry.untracked) await entry.conn.query('SET autocommit = 1');
+        if (entry.autocommitOff || entry.untracked) await conn.query('SET autocommit = 1');
       }
     } catch (err) {
       this.log.warn({ connId: entry.id, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'clean-up on return failed');
-      entry.evictReason = 'rollbackFailed';
+      entry.evictReason = watchdog.fired ? 'cleanupTimeout' : 'rollbackFailed';
       void this.resources.destroy(entry);
       return;
+    } finally {
+      watchdog.cancel();
     }
     if (leftOpen) this.log.warn({ connId: entry.id }, 'connection returned with a transaction open; rolled back');
     entry.inTransaction = false;
     entry.autocommitOff = false;
+    entry.transactionUnknown = false;
     entry.untracked = false;
     entry.lastAccessAt = Date.now();
     entry.lastUsedAt = entry.lastAccessAt;
@@ -458,6 +510,14 @@ export class FreshPool extends EventEmitter {
         entry.freshening = undefined;
       });
       return entry.freshening;
+    },
+    afterReset: async (entry) => {
+      try {
+        await this.connector.setUp(entry.conn);
+      } catch (err) {
+        entry.broken = true; // never lent again half set up
+        throw err;
+      }
     },
   };
 
@@ -496,26 +556,34 @@ export class FreshPool extends EventEmitter {
     // Nothing was sent and no transaction is open: swap in a new connection, unseen by `fn`.
     entry.evictReason = reason;
     void this.closeLogged(entry);
-    let conn: DriverConnection;
+    let made: NewConnection;
     try {
-      conn = await this.reconnectWithin(this.config.acquireTimeoutMs);
+      made = await this.reconnectWithin(this.config.acquireTimeoutMs);
     } catch (err) {
       entry.broken = true; // the slot holds a closed connection: destroyed on return
       throw err;
     }
-    entry.adopt(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
+    const conn = made.conn;
+    if (this.forcedClose) {
+      // end({ timeout }) expired meanwhile: the slot was closed under its user.
+      entry.broken = true;
+      await driver.close(conn, DEFAULTS.closeTimeout);
+      throw new PoolClosedError();
+    }
+    entry.adopt(conn, driver.connectionId(conn), made.madeAtMs, jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
     this.watch(entry, conn);
     this.log.info({ connId: entry.id, replacedConnId: lostId, reason }, 'connection replaced before a statement');
   }
 
   // Nothing was sent yet, so waiting for the server (a restart) is safe, as a borrow would.
-  private async reconnectWithin(timeoutMs: number): Promise<DriverConnection> {
+  private async reconnectWithin(timeoutMs: number): Promise<NewConnection> {
     const deadlineMs = Date.now() + timeoutMs;
     for (;;) {
       try {
-        return await this.connector.connect();
+        return await this.connector.connect(true);
       } catch (err) {
         if (err instanceof PoolClosedError) throw err;
+        if (isPermanentFailure(err)) throw err instanceof ConnectionSetupError ? err : this.connector.connectError(err);
         if (Date.now() >= deadlineMs) throw new AcquireTimeoutError(timeoutMs, this.stats(), err);
       }
     }
@@ -523,6 +591,17 @@ export class FreshPool extends EventEmitter {
 
   // The slow path of a borrow: after a loop stall, an age or idle verdict. Never rejects.
   private async checkBeforeLending(entry: PoolEntry, verdict: BorrowVerdict): Promise<boolean> {
+    if (entry.pinging !== undefined) {
+      // Taken while a keep-alive ping was in flight: its outcome decides, and its timeout must
+      // never destroy the socket under this borrower's statement.
+      const outcome = await entry.pinging;
+      if (!outcome.ok) {
+        entry.evictReason = outcome.reason;
+        this.suspectIdle(outcome.reason);
+        return false;
+      }
+      verdict = this.borrowVerdictOf(entry, Date.now());
+    }
     if (verdict === 'use') {
       // A close that arrived during the stall is still unread: let the loop deliver it first.
       await this.letLoopTurn();
@@ -546,8 +625,16 @@ export class FreshPool extends EventEmitter {
     await LoopWatch.turn();
   }
 
-  // A bounded ping; a live connection counts as just used.
-  private async ping(entry: PoolEntry): Promise<driver.PingOutcome> {
+  // A bounded ping; a live connection counts as just used. One at a time per connection: a
+  // borrow that finds one in flight waits for it.
+  private ping(entry: PoolEntry): Promise<driver.PingOutcome> {
+    entry.pinging ??= this.pingOnce(entry).finally(() => {
+      entry.pinging = undefined;
+    });
+    return entry.pinging;
+  }
+
+  private async pingOnce(entry: PoolEntry): Promise<driver.PingOutcome> {
     const idleMs = Date.now() - entry.lastAccessAt;
     this.pings++;
     const outcome = await driver.pingWithin(entry.conn, this.config.pingTimeoutMs);
@@ -562,15 +649,14 @@ export class FreshPool extends EventEmitter {
   }
 
   private async keepAlive(entry: PoolEntry): Promise<void> {
+    const pinged = entry.conn;
     const outcome = await this.ping(entry);
-    if (outcome.ok) return;
+    // The outcome is about the connection pinged, never whatever the slot holds by now.
+    if (outcome.ok || entry.conn !== pinged) return;
     this.suspectIdle(outcome.reason);
     entry.evictReason = outcome.reason;
-    if (!this.resources.removeIdle(entry)) {
-      // Lent meanwhile: its user's next statement finds it closed and replaces it.
-      entry.evictReason = undefined;
-      entry.lostReason = 'connectionError';
-    }
+    // Lent meanwhile: the borrow waited for this ping and drops the connection itself.
+    if (!this.resources.removeIdle(entry)) entry.evictReason = undefined;
   }
 
   private retireIdle(entry: PoolEntry, reason: 'maxAge' | 'idleTimeout'): boolean {
@@ -581,8 +667,9 @@ export class FreshPool extends EventEmitter {
   }
 
   private async create(): Promise<PoolEntry> {
-    const conn = await this.connector.connect();
-    const entry = new PoolEntry(conn, driver.connectionId(conn), Date.now(), jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
+    // Stamped with when it was made, not when it is handed over: ready()'s spare may have sat idle.
+    const { conn, madeAtMs } = await this.connector.connect();
+    const entry = new PoolEntry(conn, driver.connectionId(conn), madeAtMs, jitteredMaxAgeMs(this.config.maxAgeMs, Math.random()));
     this.watch(entry, conn);
     return entry;
   }
@@ -627,19 +714,6 @@ export class FreshPool extends EventEmitter {
 // Whether mysql2 or its events already told us the connection is dead (no I/O).
 function isGone(entry: PoolEntry): boolean {
   return entry.lostReason !== undefined || driver.isKnownClosed(entry.conn);
-}
-
-// Whether `promise` settles within `ms`; the timer is cleared either way.
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Builds a pool. Throws `ConfigError` at once when `config` is invalid. */
