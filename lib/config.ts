@@ -11,7 +11,8 @@ import { resolveSessionSetup, type OnConnect, type SessionSetup } from './sessio
 export interface FreshPoolConfig {
   /**
    * Where to connect: a URL (`mysql://user:password@host:3306/database?charset=utf8mb4`,
-   * `mariadb://` also accepted) or mysql2 `ConnectionOptions`. Required.
+   * `mariadb://` also accepted; a `/ ? # @ :` in the user name or password must be
+   * percent-encoded) or mysql2 `ConnectionOptions`. The port must be 1 to 65535. Required.
    */
   connection: string | ConnectionOptions;
   /** Most connections open at once. Default 10. */

@@ -113,11 +113,16 @@ export function effectiveConnWaitAgeMs(explicitMs: number | undefined, waitTimeo
 
 /**
  * One connection's age limit in ms: `maxAgeMs` shortened by a random share of up to
- * `DEFAULTS.maxAgeJitter`, so connections made together do not all expire together.
+ * `DEFAULTS.maxAgeJitter`, so connections made together do not all expire together. 0 (no
+ * limit) stays 0; any other `maxAgeMs` gives at least 1 ms.
+ * @param maxAgeMs the configured maxAge, ms; 0 means no age limit
  * @param random a number in [0, 1)
  */
 export function jitteredMaxAgeMs(maxAgeMs: number, random: number): number {
-  return maxAgeMs === 0 ? 0 : Math.floor(maxAgeMs * (1 - DEFAULTS.maxAgeJitter * random));
+  if (maxAgeMs === 0) return 0;
+  // 0 means "no limit": flooring a tiny maxAge (1 ms, or a fraction) to it would turn the
+  // strictest setting into none.
+  return Math.max(1, Math.floor(maxAgeMs * (1 - DEFAULTS.maxAgeJitter * random)));
 }
 
 /**

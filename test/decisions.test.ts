@@ -54,6 +54,22 @@ t.test('jitteredMaxAgeMs: shortened by at most 2.5 %', async (t) => {
   t.not(jitteredMaxAgeMs(1_800_000, 0.1), jitteredMaxAgeMs(1_800_000, 0.9), 'connections made together expire apart');
 });
 
+// 0 means "no age limit", so a tiny maxAge must never be floored to it.
+t.test('jitteredMaxAgeMs: any maxAge above 0 gives a limit of at least 1 ms', async (t) => {
+  t.equal(jitteredMaxAgeMs(1, 0.999_999), 1, 'maxAge 1, most jitter');
+  t.equal(jitteredMaxAgeMs(1, 0.5), 1);
+  t.equal(jitteredMaxAgeMs(1, 0), 1);
+  t.equal(jitteredMaxAgeMs(0.5, 0.3), 1, 'a fraction of a millisecond is still a limit');
+  for (const maxAgeMs of [0.001, 0.5, 1, 2, 3, 39, 40, 41, 1_000]) {
+    for (const random of [0, 0.25, 0.5, 0.75, 0.999_999]) {
+      const limit = jitteredMaxAgeMs(maxAgeMs, random);
+      t.ok(limit >= 1, `maxAge ${maxAgeMs}, random ${random}: limit ${limit} >= 1`);
+      t.ok(limit <= Math.max(1, maxAgeMs), `maxAge ${maxAgeMs}, random ${random}: limit ${limit} not above maxAge`);
+      t.ok(Number.isInteger(limit), `maxAge ${maxAgeMs}, random ${random}: whole ms`);
+    }
+  }
+});
+
 t.test('connectBackoffMs: none at first, doubling, capped, jittered', async (t) => {
   t.equal(connectBackoffMs(0, 0.5), 0);
   t.equal(connectBackoffMs(1, 0), DEFAULTS.connectBackoffInitial / 2);

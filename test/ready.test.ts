@@ -4,7 +4,7 @@
 import { inspect } from 'node:util';
 import mysql from 'mysql2/promise';
 import t from 'tap';
-import { AcquireTimeoutError, ConnectError, createPool, FreshPoolError, PoolClosedError } from '../lib/index.js';
+import { ConnectError, createPool, FreshPoolError, PoolClosedError } from '../lib/index.js';
 import { closedPort } from './helpers/delay-relay.js';
 import { captureLog } from './helpers/log.js';
 import { startServer } from './helpers/mariadb.js';

@@ -1,7 +1,13 @@
 // end({ timeout }): stops lending at once, waits for borrowed connections at most `timeout`
 // ms, then closes everything; safe twice; and no timer of the pool keeps the process alive
 // after it (checked in child processes that must exit by themselves).
-import t from 'tap';
+//
+// On a busy machine everything takes longer, so no assertion here bounds how fast something
+// happens. Order is asserted instead (end() resolved while a holder still held on), and
+// where only a clock can tell a bug (a microtask spin until acquireTimeout), the bound is a
+// share of that timeout, seconds away from any scheduling noise. Waits for things that must
+// happen are long: they cost time only when the test fails.
+import t, { type Test } from 'tap';
 import { createPool, InvalidArgumentError, PoolClosedError, type FreshPool, type PoolConnection } from '../lib/index.js';
 import { runChild, type ChildResult } from './helpers/child.js';
 import { closedPort } from './helpers/delay-relay.js';
@@ -43,18 +49,25 @@ function outcome(promise: Promise<unknown>, since: number): Promise<Outcome> {
 
 const pendingAfter = (ms: number) => sleep(ms).then(() => ({ settled: 'pending' as const }));
 
+/** How long to wait for something that must happen before calling it missing. */
+const MUST_HAPPEN_MS = 15_000;
+
 t.test('end({ timeout: 200 }) with connections held past it', async (t) => {
-  const pool = createPool({ connection: server.url, name: 'sd', max: 2, acquireTimeout: 1_000, logger: captureLog().logger });
+  // Long, so that a borrow spinning until it (a regression below) is told from a prompt
+  // answer by seconds, not by how busy the machine is.
+  const ACQUIRE_TIMEOUT = 10_000;
+  const pool = createPool({ connection: server.url, name: 'sd', max: 2, acquireTimeout: ACQUIRE_TIMEOUT, logger: captureLog().logger });
   t.teardown(() => pool.end());
   const ids = createdIds(pool);
 
-  // A holds its connection idle for up to 2 s, then runs one more statement.
+  // A holds its connection idle until let go (after end() resolved), then runs one more
+  // statement. The fallback only keeps a broken end() from hanging the test.
   let letGo!: () => void;
   const heldUntil = new Promise<void>((resolve) => (letGo = resolve));
   let aNext: Promise<Outcome> | undefined;
   const a = pool.withConnection(async (conn) => {
     await serverId(conn);
-    await Promise.race([heldUntil, sleep(2_000)]);
+    await Promise.race([heldUntil, sleep(MUST_HAPPEN_MS)]);
     aNext = outcome(serverId(conn), Date.now());
     return aNext;
   });
@@ -71,13 +84,13 @@ t.test('end({ timeout: 200 }) with connections held past it', async (t) => {
   while (pool.stats().waiting < 1) await sleep(5);
 
   const endStarted = Date.now();
-  const ended = outcome(pool.end({ timeout: 200 }), endStarted);
+  const ended = outcome(pool.end({ timeout: 200 }), endStarted).then((o) => ({ ...o, aStillHeld: aNext === undefined }));
   const late = await outcome(pool.withConnection(() => 'late'), Date.now());
   t.match(late, { settled: 'rejected', error: { name: 'PoolClosedError', code: 'ERR_FRESH_POOL_CLOSED' } }, 'a new borrow after end() rejects with PoolClosedError');
 
   const e = await ended;
-  t.equal(e.settled, 'resolved', 'end() resolves');
-  t.ok(e.ms < 1_500, `end() resolved in ${e.ms} ms (timeout 200, a holder for 2 s)`);
+  t.equal(e.settled, 'resolved', `end() resolves (after ${e.ms} ms)`);
+  t.ok(e.aStillHeld, 'while a holder still held its connection: end() did not wait for it past the timeout');
   t.ok(e.ms >= 190, 'but not before its timeout');
 
   const cr = await c;
@@ -85,9 +98,9 @@ t.test('end({ timeout: 200 }) with connections held past it', async (t) => {
   t.ok(cr.settled === 'rejected' && cr.error instanceof PoolClosedError);
   t.equal(cCalled, false, 'its fn never ran');
 
-  // B's statement was running on a connection closed under it: it must settle (reject) now,
-  // not hang. Waited for at most 1 s (its SLEEP(2) would end after 2 s).
-  const br = await Promise.race([b, pendingAfter(1_000)]);
+  // B's statement was running on a connection closed under it: it must reject, not hang. A
+  // SLEEP(2) left to finish would resolve, so 'rejected' tells, however long it takes.
+  const br = await Promise.race([b, pendingAfter(MUST_HAPPEN_MS)]);
   t.comment(`B (in flight at the timeout): ${JSON.stringify(br.settled === 'rejected' ? { settled: br.settled, name: br.error.name, code: br.error.code, ms: br.ms } : br)}`);
   // Regression (fixed): driver.destroySocket() calls mysql2's close() first, which sets
   // _closing; mysql2 then ignores the socket's 'close' and never fails the pending command.
@@ -99,19 +112,20 @@ t.test('end({ timeout: 200 }) with connections held past it', async (t) => {
   let lateTimerMs: number | undefined;
   const timerSet = Date.now();
   const timer = new Promise<void>((resolve) => setTimeout(() => ((lateTimerMs = Date.now() - timerSet - 50), resolve()), 50));
-  const ar = await Promise.race([a, pendingAfter(3_000)]);
+  const ar = await Promise.race([a, pendingAfter(ACQUIRE_TIMEOUT + MUST_HAPPEN_MS)]);
   await timer;
   t.comment(`A's next statement: ${JSON.stringify(ar.settled === 'rejected' ? { settled: ar.settled, name: ar.error.name, code: ar.error.code, cause: (ar.error.cause as Error | undefined)?.name, ms: ar.ms } : ar)}; a 50 ms timer set meanwhile fired ${lateTimerMs} ms late`);
   // Regression (fixed): checkBeforeStatement() replaces a closed connection (reconnectWithin)
   // without checking that the pool is ending; reconnectWithin() then retries the connector's
   // instant PoolClosedError in a microtask loop until acquireTimeout (event loop blocked).
   t.match(ar, { settled: 'rejected', error: { name: 'PoolClosedError' } }, "the holder's next statement after end() rejects with PoolClosedError");
-  t.ok(ar.settled !== 'pending' && ar.ms < 500, `promptly (${ar.settled !== 'pending' ? ar.ms : '>3000'} ms; acquireTimeout is 1000)`);
-  t.ok(lateTimerMs !== undefined && lateTimerMs < 200, `the event loop kept turning meanwhile (a 50 ms timer fired ${lateTimerMs} ms late)`);
+  // The spin lasted until acquireTimeout: half of it tells the two apart on any machine.
+  t.ok(ar.settled !== 'pending' && ar.ms < ACQUIRE_TIMEOUT / 2, `not after spinning until acquireTimeout (${ar.settled !== 'pending' ? ar.ms : 'never'} ms; acquireTimeout is ${ACQUIRE_TIMEOUT})`);
+  t.ok(lateTimerMs !== undefined && lateTimerMs < ACQUIRE_TIMEOUT / 2, `the event loop was not blocked until acquireTimeout (a 50 ms timer fired ${lateTimerMs} ms late)`);
   // The server notices a closed client only when the thread next reads the socket: the one
-  // busy in SLEEP(2) goes when its sleep ends. So wait for the server, up to 3 s.
+  // busy in SLEEP(2) goes when its sleep ends. So wait for the server (at most MUST_HAPPEN_MS).
   let left = await serverHas(ids);
-  for (let waited = 0; left.length > 0 && waited < 3_000; waited += 100) {
+  for (const since = Date.now(); left.length > 0 && Date.now() - since < MUST_HAPPEN_MS; ) {
     await sleep(100);
     left = await serverHas(ids);
   }
@@ -180,7 +194,7 @@ t.test('end({ timeout: Infinity }) does not close a borrowed connection after 1 
     }), Date.now());
     while (pool.stats().borrowed === 0) await sleep(5);
     const ended = await outcome(pool.end({ timeout }), Date.now());
-    const h = await Promise.race([holder, pendingAfter(2_000)]);
+    const h = await Promise.race([holder, pendingAfter(MUST_HAPPEN_MS)]);
     process.off('warning', onWarning);
     t.comment(`timeout ${timeout}: end() ${ended.settled} after ${'ms' in ended ? ended.ms : '?'} ms; holder ${h.settled}${h.settled === 'rejected' ? ` (${h.error.name}: ${h.error.message.slice(0, 120)})` : ''}; warnings: ${warnings.join(' | ') || 'none'}`);
     if (ended.settled === 'rejected') {
@@ -195,46 +209,63 @@ t.test('end({ timeout: Infinity }) does not close a borrowed connection after 1 
 });
 
 // ---- Does the process exit by itself? (child processes, each with a hard kill limit) ----
+// The limits count from the moment the child has loaded (starting Node and compiling the
+// TypeScript is no part of them, it takes seconds on a busy machine). Whether anything keeps
+// the process alive is checked as the child sees it: no ref'ed timer from the moment nothing
+// of the pool should be left, and an exit by itself; not by how soon a busy machine lets it go.
+
+/** ms a child may run once loaded: far above every scenario's own work (about 1 s). */
+const RUN_MS = 30_000;
 
 function lastLine(r: ChildResult, step: string): Record<string, any> | undefined {
   return (r.lines as Array<Record<string, any>>).find((l) => l?.step === step);
 }
 
+function why(r: ChildResult): string {
+  const loading = r.runMs === undefined ? 'never loaded' : `loading took ${r.elapsedMs - r.runMs} ms`;
+  return r.timedOut ? `killed at the ${r.killedBy} limit; ${loading}` : `exited with code ${r.exitCode}, ${r.runMs} ms after loading; ${loading}`;
+}
+
+/**
+ * The child exited by itself, and no ref'ed timer was seen from the moment nothing of the
+ * pool should be left (`watched`: after end(), or once the idle connections closed) to exit.
+ */
+function exitedCleanly(t: Test, r: ChildResult, name: string, watched: 'after end()' | 'after the idle connections closed'): void {
+  t.equal(r.timedOut, false, `${name}: exited by itself (${why(r)})`);
+  t.equal(r.exitCode, 0, `${name}: exit code 0`);
+  const timers = lastLine(r, 'timers');
+  t.match(timers, { refTimers: 0 }, `${name}: no ref'ed timer ${watched} (active resources seen then: ${JSON.stringify(timers?.resources)})`);
+  const since = lastLine(r, watched === 'after end()' ? 'ended' : 'idle');
+  if (timers && since) t.comment(`${name}: exited ${timers.at - since.at} ms after ${since.step} (child's clock)`);
+  if (r.stderr) t.comment(`${name} stderr: ${r.stderr.slice(0, 2_000)}`);
+}
+
 t.test('the process exits by itself after end()', async (t) => {
   const port = await closedPort();
-  const startedAt = Date.now();
   const [full, refused, timed] = await Promise.all([
-    runChild('./shutdown-exit.ts', ['end', server.url], 12_000),
-    runChild('./shutdown-exit.ts', ['refused-end', String(port)], 12_000),
-    runChild('./shutdown-exit.ts', ['end-timeout', server.url], 12_000),
+    runChild('./shutdown-exit.ts', ['end', server.url], { runMs: RUN_MS }),
+    runChild('./shutdown-exit.ts', ['refused-end', String(port)], { runMs: RUN_MS }),
+    runChild('./shutdown-exit.ts', ['end-timeout', server.url], { runMs: RUN_MS }),
   ]);
-  const exitedAt = (r: ChildResult) => startedAt + r.elapsedMs;
 
-  t.equal(full.timedOut, false, `pool with every timer: exited by itself (${full.elapsedMs} ms in all)`);
-  t.equal(full.exitCode, 0, 'exit code 0');
+  exitedCleanly(t, full, 'pool with every timer', 'after end()');
   const worked = lastLine(full, 'worked');
   t.ok(worked && worked.stats.pings >= 1 && worked.stats.created >= 1, 'it did borrow, query and ping');
-  const ended = lastLine(full, 'ended');
-  t.match(ended?.stats, { size: 0, borrowed: 0 }, 'end() resolved with nothing open');
-  if (ended) t.ok(exitedAt(full) - ended.at < 1_500, `exited ${exitedAt(full) - ended.at} ms after end() resolved`);
-  if (full.stderr) t.comment(full.stderr.slice(0, 2_000));
+  t.match(lastLine(full, 'ended')?.stats, { size: 0, borrowed: 0 }, 'end() resolved with nothing open');
 
-  t.equal(refused.timedOut, false, `pool whose connects were refused: exited by itself (${refused.elapsedMs} ms)`);
-  t.equal(refused.exitCode, 0);
+  exitedCleanly(t, refused, 'pool whose connects were refused', 'after end()');
   t.match(lastLine(refused, 'borrow'), { result: 'AcquireTimeoutError' });
-  const rEnded = lastLine(refused, 'ended');
-  t.ok(rEnded, 'end() resolved');
-  if (rEnded) t.ok(exitedAt(refused) - rEnded.at < 1_500, `exited ${exitedAt(refused) - rEnded.at} ms after end() resolved`);
-  if (refused.stderr) t.comment(refused.stderr.slice(0, 2_000));
+  t.ok(lastLine(refused, 'ended'), 'end() resolved');
 
-  t.equal(timed.timedOut, false, `end({ timeout: 100 }) with a 3 s statement running: exited by itself (${timed.elapsedMs} ms)`);
-  t.equal(timed.exitCode, 0);
+  exitedCleanly(t, timed, 'end({ timeout: 100 }) with a 3 s statement running', 'after end()');
   t.match(lastLine(timed, 'waiter'), { result: 'PoolClosedError' }, 'the waiting borrow got PoolClosedError');
   const tEnded = lastLine(timed, 'ended');
   t.ok(tEnded, 'end() resolved');
-  if (tEnded) t.ok(exitedAt(timed) - tEnded.at < 1_500, `exited ${exitedAt(timed) - tEnded.at} ms after end() resolved (the statement would have run 3 s)`);
-  t.comment(`the holder inside the 3 s statement: ${JSON.stringify(lastLine(timed, 'holder') ?? 'never settled before the process exited')}`);
-  if (timed.stderr) t.comment(timed.stderr.slice(0, 2_000));
+  const holder = lastLine(timed, 'holder');
+  t.comment(`the holder inside the 3 s statement: ${JSON.stringify(holder ?? 'never settled before the process exited')}`);
+  // A socket left open would keep the process alive only until the SLEEP(3) ended, well within
+  // RUN_MS: the holder's outcome tells it (resolved = the statement ran to its end).
+  t.not(holder?.result, 'resolved', 'the statement in flight was cut off by end({ timeout: 100 }), not waited for');
 });
 
 // Without end(), idle connections are open sockets, and open sockets keep a Node process
@@ -242,27 +273,24 @@ t.test('the process exits by itself after end()', async (t) => {
 // either way. Only the idleTimeout case is asserted: once idle connections are closed, no
 // timer of the pool keeps the process alive.
 t.test('without end(): a pool with idle connections only', async (t) => {
-  const LIMIT = 4_000;
-  const startedAt = Date.now();
+  const RECORD_MS = 3_000; // how long a child that stays alive is watched once idle
+  const wentIdle = (line: unknown) => (line as { step?: unknown } | null)?.step === 'idle';
+  const recorded = { runMs: RUN_MS, stopAfter: { when: wentIdle, ms: RECORD_MS } };
   const [idle, shortIdle, plain] = await Promise.all([
-    runChild('./shutdown-exit.ts', ['idle-no-end', server.url], LIMIT),
-    runChild('./shutdown-exit.ts', ['short-idle-no-end', server.url], LIMIT),
-    runChild('./shutdown-exit.ts', ['mysql2-no-end', server.url], LIMIT),
+    runChild('./shutdown-exit.ts', ['idle-no-end', server.url], recorded),
+    runChild('./shutdown-exit.ts', ['short-idle-no-end', server.url], { runMs: RUN_MS }),
+    runChild('./shutdown-exit.ts', ['mysql2-no-end', server.url], recorded),
   ]);
   const describe = (r: ChildResult) =>
-    r.timedOut ? `still running at the ${LIMIT} ms limit (killed)` : `exited by itself with code ${r.exitCode} after ${r.elapsedMs} ms`;
+    r.killedBy === 'stopAfter' ? `still running ${RECORD_MS} ms after going idle (killed)` : why(r);
   t.comment(`mysql-fresh-pool, default idleTimeout, no end(): ${describe(idle)}`);
   t.comment(`mysql-fresh-pool, idleTimeout 300 ms, no end(): ${describe(shortIdle)}`);
   t.comment(`plain mysql2 pool, no end(): ${describe(plain)}`);
   for (const [name, r] of [['default idleTimeout', idle], ['idleTimeout 300', shortIdle], ['mysql2', plain]] as const) {
-    t.ok(r.timedOut || r.exitCode === 0, `${name}: no crash`);
+    t.ok(r.killedBy === 'stopAfter' || r.exitCode === 0, `${name}: no crash (${describe(r)})`);
     t.ok(lastLine(r, 'idle'), `${name}: the scenario ran`);
     if (r.stderr) t.comment(`${name} stderr: ${r.stderr.slice(0, 1_000)}`);
   }
-  t.equal(shortIdle.timedOut, false, 'idleTimeout 300 ms: the idle connections close and the process exits by itself');
-  const exit = lastLine(shortIdle, 'exit');
-  if (exit) {
-    t.match(exit.stats, { size: 0, destroyed: { idleTimeout: 2 } }, 'closed by idleTimeout');
-    t.ok(startedAt + shortIdle.elapsedMs - exit.at < 1_000, 'promptly after the last one closed');
-  }
+  exitedCleanly(t, shortIdle, 'idleTimeout 300 ms: the idle connections close and the process', 'after the idle connections closed');
+  t.match(lastLine(shortIdle, 'exit')?.stats, { size: 0, destroyed: { idleTimeout: 2 } }, 'closed by idleTimeout');
 });

@@ -5,7 +5,10 @@
  * per outcome. Usage: node --import=<ts loader> end-queued-borrower.ts <mysql url>
  */
 import { createPool } from '../../lib/index.js';
+import { childLoaded } from './child.js';
 import { captureLog } from './log.js';
+
+childLoaded();
 
 const url = process.argv[2]!;
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');

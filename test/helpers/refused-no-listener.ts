@@ -6,7 +6,10 @@
  * Usage: node --import=<ts loader> refused-no-listener.ts <closed port>
  */
 import { createPool } from '../../lib/index.js';
+import { childLoaded } from './child.js';
 import { captureLog } from './log.js';
+
+childLoaded();
 
 const port = Number(process.argv[2]);
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
