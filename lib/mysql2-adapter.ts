@@ -18,12 +18,16 @@
  * statement checks it again after an idle spell. A streamed query cannot be tracked (it needs
  * mysql2's callback connection); the same check runs before it starts, and the connection is
  * cleaned up (ROLLBACK) when it comes back.
+ *
+ * A connection runs its commands in the order they were called, whatever their form, as
+ * mysql2's command queue does: code that fires a statement without awaiting it and then sends
+ * another (or releases the connection) relies on that.
  */
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import type { Connection, ConnectionOptions, ExecuteValues, FieldPacket, QueryError, QueryOptions, QueryResult, QueryValues } from 'mysql2/promise';
-import { UnsupportedOperationError } from './errors.js';
+import { ConnectionReleasedError, UnsupportedOperationError } from './errors.js';
 import type { LentConnection } from './lent-connection.js';
 import type { FreshPool, Lease, PoolConnection } from './pool.js';
 
@@ -41,8 +45,9 @@ export interface StreamOptions {
 /**
  * What `query()` returns on an adapter connection without a callback: a promise of
  * `[rows, fields]`, as mysql2's promise API gives, that can instead be read as a stream of
- * rows, as mysql2's callback API's `Query.stream()` gives. The query is sent in the next
- * microtask unless `stream()` is called first, synchronously.
+ * rows, as mysql2's callback API's `Query.stream()` gives. Its place in the connection's
+ * command order is taken when `query()` is called; it is sent in its turn, as a stream if
+ * `stream()` was called in the same tick, otherwise as a promise query.
  */
 export class Mysql2AdapterQuery<T> implements Promise<T> {
   #run: () => Promise<T>;
@@ -50,14 +55,20 @@ export class Mysql2AdapterQuery<T> implements Promise<T> {
   #promise: Promise<T> | undefined;
   #streamed = false;
 
-  /** @internal Built by `Mysql2AdapterConnection.query`. */
-  constructor(run: () => Promise<T>, openStream: (options: StreamOptions | undefined) => Readable) {
+  /**
+   * @internal Built by `Mysql2AdapterConnection.query`, which is handed the function that
+   * settles the query's form as a promise query before the end of the tick, when it must.
+   */
+  constructor(run: () => Promise<T>, openStream: (options: StreamOptions | undefined) => Readable, onDecide?: (decide: () => void) => void) {
     this.#run = run;
     this.#openStream = openStream;
-    // A query never awaited still runs, as with mysql2's promise API.
-    queueMicrotask(() => {
+    // A query never awaited still runs, as with mysql2's promise API; the commands called
+    // after it wait in the connection's queue until its form is known.
+    const decide = () => {
       if (!this.#streamed) this.#started();
-    });
+    };
+    queueMicrotask(decide);
+    onDecide?.(decide);
   }
 
   readonly [Symbol.toStringTag] = 'Mysql2AdapterQuery';
@@ -97,9 +108,32 @@ export class Mysql2AdapterQuery<T> implements Promise<T> {
   }
 }
 
-// The part of mysql2's callback connection a streamed query needs.
+// The parts of mysql2's callback connection and of its `Query` that a streamed query needs.
+interface CoreQuery {
+  on(event: 'fields', listener: (fields: FieldPacket[] | undefined) => void): this;
+  on(event: 'result', listener: (row: unknown, index: number) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'end', listener: () => void): this;
+}
+
 interface CoreConnection {
-  query(sql: string | QueryOptions, values: unknown): { stream(options?: StreamOptions): Readable };
+  query(sql: string | QueryOptions, values: unknown): CoreQuery;
+  pause(): void;
+  resume(): void;
+  on(event: 'error', listener: (err: Error) => void): this;
+  off(event: 'error', listener: (err: Error) => void): this;
+}
+
+// One command in a connection's queue. `start` is set once its form is known (a query may
+// still become a stream until the end of the tick it was called in); it must call `done`
+// exactly once, when the connection is free for the next command.
+interface Command {
+  start: ((done: () => void) => void) | undefined;
+  abort: ((err: Error) => void) | undefined;
+  // Settles the form of a query at once, as a promise query.
+  decide: (() => void) | undefined;
+  // Set when the command was dropped (destroy()) before its form was known.
+  aborted: Error | undefined;
 }
 
 // Calls a user's callback outside the promise chain: a throw in it surfaces as mysql2's would
@@ -136,17 +170,80 @@ function callbackOnly(callback: ((err: Error | null) => unknown) | undefined, pr
   return undefined;
 }
 
+// A promise-returning method must reject, never throw, whatever the layer underneath does.
+function attempt<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return send();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+// What mysql2 gives a command that can no longer be sent on a closed connection.
+function closedStateError(): Error {
+  return Object.assign(new Error("Can't add new command when connection is in closed state"), { fatal: true });
+}
+
+// Feeds the rows of a mysql2 `Query` sent without a callback into `out`, as mysql2's
+// `Query.stream()` does, and calls `done` once the query is over on the connection. Rows that
+// come after `out` was destroyed (its reader left early) are read and dropped, so the
+// connection is free for the next command rather than paused for good.
+function pipeRows(core: CoreConnection, sql: string | QueryOptions, values: unknown, out: Readable, done: () => void): void {
+  let over = false;
+  const finish = () => {
+    if (over) return;
+    over = true;
+    core.off('error', onLost);
+    done();
+  };
+  // mysql2 tells only the connection when it is lost under a query without a callback; a
+  // connection already closed refuses the query the same way, synchronously.
+  const onLost = (err: Error) => {
+    out.destroy(err);
+    finish();
+  };
+  core.on('error', onLost);
+  const query = core.query(sql, values);
+  query.on('fields', (fields) => {
+    if (!out.destroyed) out.emit('fields', fields);
+  });
+  query.on('result', (row, index) => {
+    if (out.destroyed) return;
+    if (!out.push(row)) core.pause();
+    out.emit('result', row, index);
+  });
+  query.on('error', (err) => out.destroy(err));
+  query.on('end', () => {
+    finish();
+    if (!out.destroyed) out.push(null);
+  });
+}
+
 /**
  * The connection `Mysql2PoolAdapter.getConnection()` lends: mysql2's pool connection API in
  * both its promise and callback forms, forwarded to a connection leased from the `FreshPool`.
  * Give it back with `release()` (or `end()`, which releases, as mysql2's pool connections do).
- * Once given back, every statement rejects with `ConnectionReleasedError`.
+ *
+ * Commands run one at a time in the order they were called, whatever their form (promise,
+ * callback, stream), as on a mysql2 connection. A command called before `release()` still
+ * runs: the connection goes back to the pool once every command called on it has finished.
+ * Commands called after `release()` reject (or call back) with `ConnectionReleasedError`;
+ * promise-returning methods never throw.
  *
  * Events of the connection underneath are not forwarded: the pool itself handles a
  * connection's errors and closes.
  */
 export class Mysql2AdapterConnection extends EventEmitter {
   #lease: Lease;
+  /** Commands called and not yet sent, oldest first. */
+  #queue: Command[] = [];
+  /** A command has been sent and has not finished. */
+  #running = false;
+  /** `release()`, `end()` or `destroy()` was called: new commands are refused. */
+  #released = false;
+  /** The lease itself was given back, once the queue drained. */
+  #returned = false;
+  #onReturned: Array<() => void> = [];
 
   /** @internal Built by `Mysql2PoolAdapter.getConnection`. */
   constructor(lease: Lease) {
@@ -158,9 +255,14 @@ export class Mysql2AdapterConnection extends EventEmitter {
     return this.#lease.conn;
   }
 
-  /** Gives the connection back to the pool; later calls do nothing. */
+  /**
+   * Gives the connection back to the pool once the commands already called on it have
+   * finished; later calls do nothing.
+   */
   release(): void {
-    this.#lease.release();
+    if (this.#released) return;
+    this.#released = true;
+    this.#next();
   }
 
   /**
@@ -177,11 +279,15 @@ export class Mysql2AdapterConnection extends EventEmitter {
     values?: QueryValues | StatementCallback<T>,
     callback?: StatementCallback<T>,
   ): Mysql2AdapterQuery<[T, FieldPacket[]]> | void {
-    if (typeof values === 'function') return runStatement(this.#conn.query<T>(sql as string), values);
-    if (typeof callback === 'function') return runStatement(this.#conn.query<T>(sql as string, values), callback);
+    if (typeof values === 'function') return runStatement(this.#call((conn) => conn.query<T>(sql as string)), values);
+    if (typeof callback === 'function') return runStatement(this.#call((conn) => conn.query<T>(sql as string, values)), callback);
+    const command = this.#reserve();
     return new Mysql2AdapterQuery(
-      () => this.#conn.query<T>(sql as string, values),
-      (options) => this.#stream(sql, values, options),
+      () => this.#sendInTurn(command, (conn) => conn.query<T>(sql as string, values)),
+      (options) => this.#stream(command, sql, values, options),
+      (decide) => {
+        if (command !== undefined) command.decide = decide;
+      },
     );
   }
 
@@ -198,90 +304,114 @@ export class Mysql2AdapterConnection extends EventEmitter {
     values?: ExecuteValues | StatementCallback<T>,
     callback?: StatementCallback<T>,
   ): Promise<[T, FieldPacket[]]> | void {
-    if (typeof values === 'function') return runStatement(this.#conn.execute<T>(sql as string), values);
-    if (typeof callback === 'function') return runStatement(this.#conn.execute<T>(sql as string, values), callback);
-    return this.#conn.execute<T>(sql as string, values);
+    if (typeof values === 'function') return runStatement(this.#call((conn) => conn.execute<T>(sql as string)), values);
+    if (typeof callback === 'function') return runStatement(this.#call((conn) => conn.execute<T>(sql as string, values)), callback);
+    return this.#call((conn) => conn.execute<T>(sql as string, values));
   }
 
   /** START TRANSACTION. Promise, or `callback(err)`. */
   beginTransaction(): Promise<void>;
   beginTransaction(callback: (err: Error | null) => unknown): void;
   beginTransaction(callback?: (err: Error | null) => unknown): Promise<void> | void {
-    return callbackOnly(callback, this.#conn.beginTransaction());
+    return callbackOnly(callback, this.#call((conn) => conn.beginTransaction()));
   }
 
   /** COMMIT. Promise, or `callback(err)`. */
   commit(): Promise<void>;
   commit(callback: (err: Error | null) => unknown): void;
   commit(callback?: (err: Error | null) => unknown): Promise<void> | void {
-    return callbackOnly(callback, this.#conn.commit());
+    return callbackOnly(callback, this.#call((conn) => conn.commit()));
   }
 
   /** ROLLBACK. Promise, or `callback(err)`. */
   rollback(): Promise<void>;
   rollback(callback: (err: Error | null) => unknown): void;
   rollback(callback?: (err: Error | null) => unknown): Promise<void> | void {
-    return callbackOnly(callback, this.#conn.rollback());
+    return callbackOnly(callback, this.#call((conn) => conn.rollback()));
   }
 
   /** Pings the server on this connection. Promise, or `callback(err)`. */
   ping(): Promise<void>;
   ping(callback: (err: Error | null) => unknown): void;
   ping(callback?: (err: Error | null) => unknown): Promise<void> | void {
-    let promise: Promise<void>;
-    try {
-      promise = this.#conn.ping();
-    } catch (err) {
-      promise = Promise.reject(err as Error);
-    }
-    return callbackOnly(callback, promise);
+    return callbackOnly(callback, this.#call((conn) => conn.ping()));
   }
 
-  /** The connection is connected already: resolves (or calls back) at once. */
+  /**
+   * The connection is connected already: resolves (or calls back) at once; rejects with
+   * `ConnectionReleasedError` once given back.
+   */
   connect(): Promise<void>;
   connect(callback: (err: Error | null) => unknown): void;
   connect(callback?: (err: Error | null) => unknown): Promise<void> | void {
-    return callbackOnly(callback, Promise.resolve());
+    return callbackOnly(callback, this.#released ? Promise.reject(new ConnectionReleasedError()) : Promise.resolve());
   }
 
   /**
    * Gives the connection back, as mysql2's pool connections do by default (Drizzle's
-   * `.iterator()` relies on it). Promise, or `callback(err)`.
+   * `.iterator()` relies on it). Resolves (or calls back) once it is back in the pool, after
+   * the commands already called on it; a second call does nothing more.
    */
   end(): Promise<void>;
   end(callback: (err: Error | null) => unknown): void;
   end(callback?: (err: Error | null) => unknown): Promise<void> | void {
     this.release();
-    return callbackOnly(callback, Promise.resolve());
+    const returned = this.#returned ? Promise.resolve() : new Promise<void>((resolve) => this.#onReturned.push(resolve));
+    return callbackOnly(callback, returned);
   }
 
-  /** Closes the connection underneath at once and gives it back; the pool replaces it. */
+  /**
+   * Closes the connection underneath and gives it back; the pool replaces it. As with mysql2,
+   * a command already sent finishes, and the commands queued behind it fail with a fatal
+   * error, unsent. Throws `ConnectionReleasedError` once the connection was given back.
+   */
   destroy(): void {
+    if (this.#released) throw new ConnectionReleasedError();
+    this.#released = true;
+    // With nothing running, mysql2 would have sent the first command already: send it now.
+    if (!this.#running) this.#queue[0]?.decide?.();
+    const err = closedStateError();
+    for (const command of this.#queue.splice(0)) {
+      if (command.abort === undefined) command.aborted = err;
+      else command.abort(err);
+    }
     try {
       this.#conn.destroy();
     } finally {
-      this.release();
+      this.#next();
     }
   }
 
   /** Prepares a statement (mysql2's promise API); the connection is cleaned up on return. */
   prepare(options: string | QueryOptions): ReturnType<Connection['prepare']> {
-    return this.#conn.prepare(options);
+    return this.#call((conn) => conn.prepare(options));
   }
 
-  /** Drops a prepared statement from mysql2's cache. */
+  /** Drops a prepared statement from mysql2's cache, in its turn among the commands called before. */
   unprepare(sql: string | QueryOptions): void {
-    this.#conn.unprepare(sql);
+    const command = this.#reserve();
+    if (command === undefined) throw new ConnectionReleasedError();
+    this.#fill(
+      command,
+      (done) => {
+        try {
+          this.#conn.unprepare(sql);
+        } finally {
+          done();
+        }
+      },
+      () => undefined,
+    );
   }
 
-  /** COM_CHANGE_USER; the connection is cleaned up on return. */
+  /** COM_CHANGE_USER; the pool closes the connection when it comes back. */
   changeUser(options: ConnectionOptions): Promise<void> {
-    return this.#conn.changeUser(options);
+    return this.#call((conn) => conn.changeUser(options));
   }
 
   /** COM_RESET_CONNECTION: ends any transaction and clears the session. */
   reset(): Promise<void> {
-    return this.#conn.reset();
+    return this.#call((conn) => conn.reset());
   }
 
   /** Pauses reading from the socket. */
@@ -334,21 +464,133 @@ export class Mysql2AdapterConnection extends EventEmitter {
     return this;
   }
 
-  /** Gives the connection back. */
+  /** Gives the connection back (once the commands already called on it have finished). */
   async [Symbol.asyncDispose](): Promise<void> {
     this.release();
   }
 
-  // A streamed query: checked first as any statement is (a dead connection is replaced, or a
-  // lost transaction rejects), then sent on mysql2's callback connection.
-  #stream(sql: string | QueryOptions, values: unknown, options: StreamOptions | undefined): Readable {
-    const conn = this.#conn;
-    async function* rows(): AsyncGenerator<unknown> {
-      const core = (await (conn as unknown as LentConnection).untrackedConnection()) as CoreConnection;
-      const inner = core.query(sql, values).stream({ ...options, objectMode: true });
-      for await (const row of inner) yield row;
+  // Takes the next place in the command order; undefined once the connection was given back.
+  #reserve(): Command | undefined {
+    if (this.#released) return undefined;
+    const command: Command = { start: undefined, abort: undefined, decide: undefined, aborted: undefined };
+    this.#queue.push(command);
+    return command;
+  }
+
+  // Says how to send a reserved command; it is sent in its turn.
+  #fill(command: Command, start: (done: () => void) => void, abort: (err: Error) => void): void {
+    if (command.aborted !== undefined) {
+      abort(command.aborted);
+      return;
     }
-    return Readable.from(rows(), { objectMode: true, highWaterMark: options?.highWaterMark ?? 16 });
+    command.start = start;
+    command.abort = abort;
+    this.#next();
+  }
+
+  // Sends the commands whose turn has come, one at a time; gives the lease back once the
+  // connection was released and nothing called on it is left.
+  #next(): void {
+    while (!this.#running) {
+      const command = this.#queue[0];
+      if (command === undefined) {
+        if (this.#released) this.#giveBack();
+        return;
+      }
+      // A query whose form is not known yet: decided by the end of the tick it was called in.
+      if (command.start === undefined) return;
+      this.#queue.shift();
+      this.#running = true;
+      let finished = false;
+      command.start(() => {
+        if (finished) return;
+        finished = true;
+        this.#running = false;
+        this.#next();
+      });
+    }
+  }
+
+  #giveBack(): void {
+    if (this.#returned) return;
+    this.#returned = true;
+    try {
+      this.#lease.release();
+    } finally {
+      for (const resolve of this.#onReturned.splice(0)) resolve();
+    }
+  }
+
+  // A command with a promise outcome, in the next place of the command order.
+  #call<T>(send: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return this.#sendInTurn(this.#reserve(), send);
+  }
+
+  // Sends a reserved command in its turn (rejects at once when there was no place: the
+  // connection was given back). The promise is the caller's alone: left unhandled, its
+  // rejection is reported as mysql2's promise API's would be.
+  #sendInTurn<T>(command: Command | undefined, send: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    if (command === undefined) return Promise.reject(new ConnectionReleasedError());
+    return new Promise<T>((resolve, reject) => {
+      this.#fill(
+        command,
+        (done) => {
+          attempt(() => send(this.#conn)).then(
+            (value) => {
+              resolve(value);
+              done();
+            },
+            (err: unknown) => {
+              reject(err);
+              done();
+            },
+          );
+        },
+        reject,
+      );
+    });
+  }
+
+  // A streamed query, sent in its turn: checked first as any statement is (a dead connection
+  // is replaced, or a lost transaction rejects), then sent on mysql2's callback connection.
+  #stream(command: Command | undefined, sql: string | QueryOptions, values: unknown, options: StreamOptions | undefined): Readable {
+    // Set while the query runs: reading resumes a connection paused for a full buffer, and so
+    // does leaving early, so the rest of the rows can be dropped.
+    let running: CoreConnection | undefined;
+    const out = new Readable({
+      objectMode: true,
+      highWaterMark: options?.highWaterMark ?? 16,
+      read: () => running?.resume(),
+      destroy: (err, callback) => {
+        running?.resume();
+        callback(err);
+      },
+    });
+    if (command === undefined) {
+      out.destroy(new ConnectionReleasedError());
+      return out;
+    }
+    const lent = this.#conn as unknown as LentConnection;
+    this.#fill(
+      command,
+      (done) => {
+        attempt(() => lent.untrackedConnection()).then(
+          (core) => {
+            running = core as CoreConnection;
+            pipeRows(running, sql, values, out, () => {
+              running = undefined;
+              done();
+            });
+          },
+          (err: unknown) => {
+            out.destroy(err as Error);
+            done();
+          },
+        );
+      },
+      (err) => out.destroy(err),
+    );
+    return out;
   }
 }
 
@@ -360,6 +602,10 @@ export class Mysql2AdapterConnection extends EventEmitter {
  * Methods of a single connection (transactions, prepared statements, session changes) throw
  * `UnsupportedOperationError` here: borrow a connection with `getConnection()` for them.
  * `escape`, `escapeId` and `format` use mysql2's defaults, not a connection's options.
+ *
+ * mysql2's `'connection'` event is never emitted (the pool opens and replaces connections
+ * itself), so subscribing to it throws `UnsupportedOperationError` rather than leave setup code
+ * that never runs: give it to `createPool` as `onConnect` or `initSql` instead.
  */
 export class Mysql2PoolAdapter extends EventEmitter {
   #pool: FreshPool;
@@ -369,6 +615,36 @@ export class Mysql2PoolAdapter extends EventEmitter {
   constructor(pool: FreshPool) {
     super();
     this.#pool = pool;
+  }
+
+  /** As `EventEmitter.on`; throws `UnsupportedOperationError` for `'connection'`. */
+  override on(eventName: string | symbol, listener: Listener): this {
+    refuseConnectionEvent('on', eventName);
+    return super.on(eventName, listener);
+  }
+
+  /** As `EventEmitter.addListener`; throws `UnsupportedOperationError` for `'connection'`. */
+  override addListener(eventName: string | symbol, listener: Listener): this {
+    refuseConnectionEvent('addListener', eventName);
+    return super.addListener(eventName, listener);
+  }
+
+  /** As `EventEmitter.once`; throws `UnsupportedOperationError` for `'connection'`. */
+  override once(eventName: string | symbol, listener: Listener): this {
+    refuseConnectionEvent('once', eventName);
+    return super.once(eventName, listener);
+  }
+
+  /** As `EventEmitter.prependListener`; throws `UnsupportedOperationError` for `'connection'`. */
+  override prependListener(eventName: string | symbol, listener: Listener): this {
+    refuseConnectionEvent('prependListener', eventName);
+    return super.prependListener(eventName, listener);
+  }
+
+  /** As `EventEmitter.prependOnceListener`; throws `UnsupportedOperationError` for `'connection'`. */
+  override prependOnceListener(eventName: string | symbol, listener: Listener): this {
+    refuseConnectionEvent('prependOnceListener', eventName);
+    return super.prependOnceListener(eventName, listener);
   }
 
   /** The `FreshPool` underneath. */
@@ -539,8 +815,22 @@ export class Mysql2PoolAdapter extends EventEmitter {
   }
 }
 
-const ON_A_CONNECTION = 'it needs one connection; borrow one with getConnection() and call it there';
 const EMPTY_OPTIONS: ConnectionOptions = Object.freeze({}) as ConnectionOptions;
+
+// EventEmitter's own listener type, so typed listeners (`(conn) => ...`) are accepted as before.
+type Listener = Parameters<EventEmitter['on']>[1];
+
+const ON_A_CONNECTION = 'it needs one connection; borrow one with getConnection() and call it there';
+
+// Setup code subscribed to mysql2's 'connection' event would silently never run.
+function refuseConnectionEvent(method: string, eventName: string | symbol): void {
+  if (eventName !== 'connection') return;
+  throw new UnsupportedOperationError(
+    method,
+    "the 'connection' event is never emitted (the pool opens and replaces connections itself); " +
+      "run per-connection setup with createPool's onConnect or initSql options instead",
+  );
+}
 
 /**
  * Wraps a `FreshPool` in mysql2's pool API for Drizzle (`drizzle(adapter)` or

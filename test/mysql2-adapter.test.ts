@@ -1,10 +1,11 @@
 // The mysql2-pool adapter's own API, both call forms, as Drizzle and Kysely use it and as
 // plain mysql2 code would: callbacks, streams, release, misuse.
-import t from 'tap';
+import t, { type Test } from 'tap';
+import mysql from 'mysql2/promise';
 import type { Connection, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { createPool } from '../lib/pool.js';
+import { createPool, type PoolConnection as LentPoolConnection } from '../lib/pool.js';
 import { ConnectionReleasedError, PoolClosedError } from '../lib/errors.js';
-import { createMysql2Adapter, Mysql2AdapterConnection, type Mysql2PoolAdapter } from '../lib/mysql2-adapter.js';
+import { createMysql2Adapter, Mysql2AdapterConnection, type Mysql2PoolAdapter, type StatementCallback } from '../lib/mysql2-adapter.js';
 import { UnsupportedOperationError } from '../lib/errors.js';
 import { captureLog } from './helpers/log.js';
 import { startServer } from './helpers/mariadb.js';
@@ -103,4 +104,100 @@ t.test('end(callback) ends the pool; getConnection then fails with PoolClosedErr
   const [err, conn] = await callback<[unknown, unknown]>((done) => adapter.getConnection((...args) => done(args)));
   t.type(err, PoolClosedError);
   t.equal(conn, undefined);
+});
+
+t.test('the pool emits no connection event: subscribing to it throws, pointing to onConnect / initSql', async (t) => {
+  const plain = mysql.createPool({ uri: server.url, connectionLimit: 1 });
+  t.teardown(() => plain.end());
+  let made = 0;
+  plain.on('connection', () => made++);
+  await plain.query('SELECT 1');
+  t.equal(made, 1, 'mysql2 runs connection setup in its connection event');
+
+  const adapter = newAdapter(t);
+  const listener = () => undefined;
+  const subscriptions = {
+    on: () => adapter.on('connection', listener),
+    addListener: () => adapter.addListener('connection', listener),
+    once: () => adapter.once('connection', listener),
+    prependListener: () => adapter.prependListener('connection', listener),
+    prependOnceListener: () => adapter.prependOnceListener('connection', listener),
+  };
+  for (const [method, subscribe] of Object.entries(subscriptions)) {
+    t.throws(
+      subscribe,
+      { name: 'UnsupportedOperationError', code: UnsupportedOperationError.code, operation: method, message: /'connection'.*onConnect or initSql/ },
+      method,
+    );
+  }
+  t.equal(adapter.listenerCount('connection'), 0, 'nothing subscribed');
+  adapter.on('acquire', listener).once('release', listener);
+  t.equal(adapter.listenerCount('acquire') + adapter.listenerCount('release'), 2, 'other events subscribe as usual');
+});
+
+// Each promise-returning method of an adapter connection, and its callback form where it has one.
+function connectionCalls(conn: Mysql2AdapterConnection) {
+  const promises: Record<string, () => PromiseLike<unknown>> = {
+    query: () => conn.query('SELECT 1'),
+    execute: () => conn.execute('SELECT 1'),
+    beginTransaction: () => conn.beginTransaction(),
+    commit: () => conn.commit(),
+    rollback: () => conn.rollback(),
+    ping: () => conn.ping(),
+    prepare: () => conn.prepare('SELECT 1'),
+    changeUser: () => conn.changeUser({ user: 'root' }),
+    reset: () => conn.reset(),
+  };
+  const callbacks: Record<string, (done: (err: unknown) => void) => void> = {
+    query: (done) => conn.query('SELECT 1', done as StatementCallback),
+    execute: (done) => conn.execute('SELECT 1', [], done as StatementCallback),
+    beginTransaction: (done) => conn.beginTransaction(done),
+    commit: (done) => conn.commit(done),
+    rollback: (done) => conn.rollback(done),
+    ping: (done) => conn.ping(done),
+  };
+  return { promises, callbacks };
+}
+
+async function rejectsNeverThrows(t: Test, conn: Mysql2AdapterConnection, wanted: unknown) {
+  const { promises, callbacks } = connectionCalls(conn);
+  for (const [name, call] of Object.entries(promises)) {
+    let result: PromiseLike<unknown> | undefined;
+    t.doesNotThrow(() => {
+      result = call();
+    }, `${name}() does not throw`);
+    if (result !== undefined) await t.rejects(Promise.resolve(result), wanted as Error, `${name}() rejects`);
+  }
+  for (const [name, call] of Object.entries(callbacks)) {
+    const err = await new Promise((resolve) => call(resolve));
+    t.match(err, wanted, `${name}(callback) calls back with the error`);
+  }
+  const streamed = await conn.query('SELECT 1').stream().toArray().catch((err: unknown) => err);
+  t.match(streamed, wanted, 'a stream errors');
+}
+
+t.test('once given back, promise methods reject and callbacks are called back, never a throw', async (t) => {
+  const adapter = newAdapter(t);
+  const conn = await adapter.getConnection();
+  conn.release();
+  await rejectsNeverThrows(t, conn, ConnectionReleasedError);
+  await t.rejects(conn.connect(), ConnectionReleasedError, 'connect() rejects');
+  const [connectErr] = await callback<[unknown]>((done) => conn.connect((e) => done([e])));
+  t.type(connectErr, ConnectionReleasedError, 'connect(callback) calls back with the error');
+  await t.resolves(conn.end(), 'end() gives it back, as release() does: a second time does nothing');
+  t.throws(() => conn.destroy(), ConnectionReleasedError, 'destroy(), which returns nothing, throws');
+});
+
+t.test('a connection underneath that throws synchronously: the adapter still rejects, never throws', async (t) => {
+  const thrown = new Error('thrown synchronously underneath');
+  const underneath = new Proxy({}, {
+    get: () => () => {
+      throw thrown;
+    },
+  }) as LentPoolConnection;
+  let released = 0;
+  const conn = new Mysql2AdapterConnection({ conn: underneath, release: () => released++ });
+  await rejectsNeverThrows(t, conn, thrown);
+  conn.release();
+  t.equal(released, 1, 'released once every command had failed');
 });
