@@ -41,8 +41,12 @@ export class Connector {
   #probeQueue: Promise<unknown> = Promise.resolve();
   /** A connection `ready()` opened, handed to the next `connect()` with the time it was made. */
   #spare: NewConnection | undefined;
-  /** Attempts under way; `close()` lets them finish and closes what they made. */
+  /** Attempts under way; `close()` aborts them and waits until they have let go. */
   readonly #underWay = new Set<Promise<unknown>>();
+  /** Handshakes under way, aborted by `close()`. */
+  readonly #dialing = new Set<driver.Dialing>();
+  /** Connections made and still being set up (session setup, wait_timeout read), destroyed by `close()`. */
+  readonly #settingUp = new Set<DriverConnection>();
   /** Connect attempts that failed, since the pool started. */
   failures = 0;
   /** Connect attempts made, since the pool started. */
@@ -55,14 +59,16 @@ export class Connector {
   readonly #sleeping = new Set<() => void>();
 
   /**
-   * Stops connecting: attempts waiting for their backoff reject without dialing, and an
-   * attempt already dialing closes what it gets and rejects with `PoolClosedError`. Resolves
-   * once no attempt is under way.
+   * Stops connecting: every attempt under way (waiting for its backoff, dialing, or setting up
+   * a new connection) is abandoned at once and rejects with `PoolClosedError`, closing what it
+   * made. Resolves once no attempt is under way, so nothing the pool opened outlives `end()`.
    */
   async close(): Promise<void> {
     this.#closed = true;
     for (const wake of this.#sleeping) wake();
     this.#sleeping.clear();
+    for (const dialing of this.#dialing) dialing.abort(new PoolClosedError());
+    for (const conn of this.#settingUp) driver.destroySocket(conn, 'Connection closed by end() while it was being set up');
     while (this.#underWay.size !== 0) await Promise.allSettled([...this.#underWay]);
   }
 
@@ -171,15 +177,22 @@ export class Connector {
     const seenFailures = this.#consecutiveFailures;
     this.attempts++;
     let conn: DriverConnection;
+    const dialing = driver.dial(this.#config.connection);
+    this.#dialing.add(dialing);
     try {
-      conn = await driver.connect(this.#config.connection);
+      conn = await dialing.done;
     } catch (err) {
+      if (this.#closed) throw new PoolClosedError();
       this.#noteFailure(err as Error, delayMs, seenFailures, isPermanentFailure(err));
       throw err;
+    } finally {
+      this.#dialing.delete(dialing);
     }
     // Until the pool watches it, an 'error' event would have no listener and crash the process.
     driver.onConnectionLost(conn, () => {});
+    this.#settingUp.add(conn);
     try {
+      if (this.#closed) throw new PoolClosedError();
       // Setup first: it may change the session's wait_timeout.
       await this.setUp(conn);
       await this.#learnWaitTimeout(conn);
@@ -188,6 +201,8 @@ export class Connector {
       if (this.#closed) throw new PoolClosedError();
       this.#noteFailure(err as Error, delayMs, seenFailures, isPermanentFailure(err));
       throw err;
+    } finally {
+      this.#settingUp.delete(conn);
     }
     if (this.#closed) {
       // end() came while this attempt was dialing: what it made must not outlive the pool.
@@ -227,8 +242,11 @@ export class Connector {
 
   async #readWaitTimeout(conn: DriverConnection): Promise<void> {
     const explicitMs = this.#config.connWaitAgeMs;
+    // Bounded like a ping: a connection dropped silently right after its handshake must not
+    // hang every connect that waits for this answer.
+    const watchdog = driver.destroyUnlessDoneWithin(conn, this.#config.pingTimeoutMs, 'wait_timeout was not read within pingTimeout');
     try {
-      const waitTimeoutSeconds = await driver.readWaitTimeoutSeconds(conn);
+      const waitTimeoutSeconds = await driver.readWaitTimeoutSeconds(conn).finally(() => watchdog.cancel());
       const { ms, clamped } = effectiveConnWaitAgeMs(explicitMs, waitTimeoutSeconds);
       if (clamped) {
         this.#log.warn({ connWaitAgeMs: explicitMs, waitTimeoutSeconds, clampedToMs: ms }, 'connWaitAge is not below the server wait_timeout; clamped');

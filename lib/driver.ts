@@ -3,6 +3,7 @@
  * closing, and reading the server's wait_timeout. The pool's policy never touches mysql2's
  * internals directly; it goes through here.
  */
+import mysqlCore from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 
@@ -28,9 +29,48 @@ function core(conn: DriverConnection): CoreConnection {
   return (conn as unknown as { connection: CoreConnection }).connection;
 }
 
-/** Opens one connection. Rejects with mysql2's own error (ECONNREFUSED, ER_ACCESS_DENIED_ERROR, ...). */
-export function connect(options: Readonly<ConnectionOptions>): Promise<DriverConnection> {
-  return mysql.createConnection(options as ConnectionOptions);
+// mysql2's promise wrapper, exported at run time but not in its types.
+const PromiseConnection = (mysql as unknown as { PromiseConnection: new (core: unknown, promise: PromiseConstructor) => DriverConnection }).PromiseConnection;
+
+/** A connect under way. */
+export interface Dialing {
+  /** The connection, or mysql2's own error (ECONNREFUSED, ER_ACCESS_DENIED_ERROR, ...). */
+  readonly done: Promise<DriverConnection>;
+  /** Tears the attempt down now; `done` rejects with `reason` unless it already settled. */
+  abort(reason: Error): void;
+}
+
+/**
+ * Opens one connection, as mysql2's promise `createConnection` does, but abortable: `end()`
+ * must not wait for a handshake that may take up to `connectTimeout` (10 s) to give up.
+ */
+export function dial(options: Readonly<ConnectionOptions>): Dialing {
+  const c = mysqlCore.createConnection(options as ConnectionOptions) as unknown as CoreConnection & {
+    once(event: 'connect', listener: () => void): void;
+    once(event: 'error', listener: (err: Error) => void): void;
+  };
+  let abort!: (reason: Error) => void;
+  const done = new Promise<DriverConnection>((resolve, reject) => {
+    let settled = false;
+    c.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      resolve(new PromiseConnection(c, Promise));
+    });
+    c.once('error', (err) => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+    });
+    abort = (reason) => {
+      if (settled) return;
+      settled = true;
+      c.on('error', () => undefined); // what the torn-down socket reports is no one's concern now
+      c.stream?.destroy();
+      reject(reason);
+    };
+  });
+  return { done, abort };
 }
 
 /** The server's id for this connection (`CONNECTION_ID()`). */
@@ -188,6 +228,10 @@ const PERMANENT_CONNECT_ERRNOS: ReadonlySet<number> = new Set([
   1045, // ER_ACCESS_DENIED_ERROR
   1049, // ER_BAD_DB_ERROR
   1698, // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+  1130, // ER_HOST_NOT_PRIVILEGED: no account for this client host
+  1862, // ER_MUST_CHANGE_PASSWORD_LOGIN: expired password, client not in sandbox mode
+  3118, // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL)
+  4151, // ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB; MySQL's 4151 is a bulk-load error no handshake returns)
 ]);
 
 /**

@@ -76,6 +76,8 @@ export class FreshPool extends EventEmitter {
   private ending: Promise<void> | undefined;
   /** Set when an `end({ timeout })` expires: borrowed connections are being closed under their users. */
   private forcedClose = false;
+  /** `end()` has finished. */
+  private ended = false;
   /** Resolves the wait of `end()` for borrowed connections early (an `end({ timeout })` expired). */
   private forceEnd: (() => void) | undefined;
   private readonly endTimers = new Set<NodeJS.Timeout>();
@@ -155,8 +157,10 @@ export class FreshPool extends EventEmitter {
   }
 
   // A connect failure no retry within a borrow can fix (wrong password, unknown database, a
-  // failing session setup): the borrows waiting for a new connection fail now, as mysql2's
-  // and pg's pools do, instead of at acquireTimeout. Attempts go on, paced, for later borrows.
+  // failing session setup): the borrows waiting now fail at once instead of at acquireTimeout
+  // (mysql2's and pg's pools fail the borrow whose connect failed). All of them, even one a
+  // connection returned moments later could have served: the pool cannot tell which borrow
+  // waits for a new connection. Attempts go on, paced, for later borrows.
   private failWaitingBorrows(err: Error): void {
     if (this.resources.pending === 0) return;
     this.resources.rejectWaiting(err instanceof ConnectionSetupError ? err : this.connector.connectError(err));
@@ -291,8 +295,9 @@ export class FreshPool extends EventEmitter {
       this.ending = this.shutdown(forced);
     }
     // A later end({ timeout }) shortens the wait of an earlier end() too; the first to expire wins.
-    if (timeoutMs !== undefined && timeoutMs !== Infinity && !this.forcedClose) {
-      const timer = setTimeout(() => this.forceEnd?.(), timeoutMs);
+    if (timeoutMs !== undefined && timeoutMs !== Infinity && !this.forcedClose && !this.ended) {
+      // unref: until end() settles, the shutdown's own hold keeps the process alive.
+      const timer = setTimeout(() => this.forceEnd?.(), timeoutMs).unref();
       this.endTimers.add(timer);
     }
     return this.ending;
@@ -304,6 +309,7 @@ export class FreshPool extends EventEmitter {
     try {
       await this.closeAll(forced);
     } finally {
+      this.ended = true;
       clearInterval(hold);
       for (const timer of this.endTimers) clearTimeout(timer);
       this.endTimers.clear();
@@ -431,8 +437,16 @@ export class FreshPool extends EventEmitter {
   private giveBack(entry: PoolEntry): void {
     if (entry.inFlight !== 0) {
       // A statement left running when the loan ended: the next borrower must not inherit it,
-      // nor the transaction it may open. The return waits for its answer.
-      entry.onSettled = () => this.giveBack(entry);
+      // nor the transaction it may open. The return waits for its answer, as long as a borrow
+      // would wait (on a silently dropped connection it would never come).
+      const timeoutMs = this.config.acquireTimeoutMs;
+      const watchdog = driver.destroyUnlessDoneWithin(entry.conn, timeoutMs, `A statement left running by its borrower did not finish within ${timeoutMs} ms`);
+      entry.onSettled = () => {
+        watchdog.cancel();
+        if (!watchdog.fired) return this.giveBack(entry);
+        entry.evictReason = 'cleanupTimeout';
+        void this.resources.destroy(entry);
+      };
       return;
     }
     entry.lastAccessAt = Date.now();
