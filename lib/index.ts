@@ -29,4 +29,4 @@ export {
   Mysql2AdapterQuery,
   type StatementCallback,
   type StreamOptions,
-} from './mysql2-adapter.js';
+} from './mysql2-adapter/index.js';

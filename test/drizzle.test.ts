@@ -8,7 +8,7 @@ import { int, mysqlTable, varchar } from 'drizzle-orm/mysql-core';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { createPool } from '../lib/pool.js';
 import { PoolClosedError, TransactionLostError } from '../lib/errors.js';
-import { createMysql2Adapter, Mysql2PoolAdapter } from '../lib/mysql2-adapter.js';
+import { createMysql2Adapter, Mysql2PoolAdapter } from '../lib/mysql2-adapter/index.js';
 import { UnsupportedOperationError } from '../lib/errors.js';
 import { captureLog } from './helpers/log.js';
 import { busyWait, sleep, startServer } from './helpers/mariadb.js';

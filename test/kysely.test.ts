@@ -7,7 +7,7 @@ import mysql from 'mysql2';
 import { Kysely, MysqlDialect, sql, type Generated, type MysqlPool } from 'kysely';
 import { createPool } from '../lib/pool.js';
 import { PoolClosedError, TransactionLostError } from '../lib/errors.js';
-import { createMysql2Adapter } from '../lib/mysql2-adapter.js';
+import { createMysql2Adapter } from '../lib/mysql2-adapter/index.js';
 import { captureLog } from './helpers/log.js';
 import { busyWait, startServer } from './helpers/mariadb.js';
 

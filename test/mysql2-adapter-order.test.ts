@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { createPool } from '../lib/pool.js';
 import { ConnectionReleasedError } from '../lib/errors.js';
-import { createMysql2Adapter } from '../lib/mysql2-adapter.js';
+import { createMysql2Adapter } from '../lib/mysql2-adapter/index.js';
 import { captureLog } from './helpers/log.js';
 import { startServer } from './helpers/mariadb.js';
 import { within } from './helpers/settle.js';

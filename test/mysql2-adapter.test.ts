@@ -5,7 +5,7 @@ import mysql from 'mysql2/promise';
 import type { Connection, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { createPool, type PoolConnection as LentPoolConnection } from '../lib/pool.js';
 import { ConnectionReleasedError, PoolClosedError } from '../lib/errors.js';
-import { createMysql2Adapter, Mysql2AdapterConnection, type Mysql2PoolAdapter, type StatementCallback } from '../lib/mysql2-adapter.js';
+import { createMysql2Adapter, Mysql2AdapterConnection, type Mysql2PoolAdapter, type StatementCallback } from '../lib/mysql2-adapter/index.js';
 import { UnsupportedOperationError } from '../lib/errors.js';
 import { captureLog } from './helpers/log.js';
 import { startServer } from './helpers/mariadb.js';

@@ -9,6 +9,7 @@ import mysql, { type ConnectionOptions } from 'mysql2/promise';
 import { createPool, PoolClosedError } from '../lib/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { connectionsLeft as leftOf, connectionsOf as countOf, killAll as killAllOf } from './helpers/processlist.js';
 import { startRelay } from './helpers/relay.js';
 import { throughRelay, within } from './helpers/settle.js';
 import { ID_SQL, type IdRow } from './helpers/sql.js';
@@ -26,31 +27,9 @@ async function createUser(user: string, limits = ''): Promise<ConnectionOptions>
   return { host: server.host, port: server.port, user, password: PASSWORD, database: 'test' };
 }
 
-/** Connections `user` has open on the server now. */
-async function connectionsOf(user: string): Promise<number> {
-  const rows = await server.query<Array<{ n: number }>>('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ?', [user]);
-  return Number(rows[0]!.n);
-}
-
-/**
- * Connections `user` has open once the server is done closing: polls until there are none,
- * for at most `ms` (the server drops a thread a moment after its client's COM_QUIT).
- */
-async function connectionsLeft(user: string, ms = 2_000): Promise<number> {
-  const until = Date.now() + ms;
-  let n = await connectionsOf(user);
-  while (n !== 0 && Date.now() < until) {
-    await sleep(50);
-    n = await connectionsOf(user);
-  }
-  return n;
-}
-
-/** Kills whatever a failed test left open for `user`, so the next test starts clean. */
-async function killAll(user: string): Promise<void> {
-  const rows = await server.query<Array<{ ID: number }>>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [user]);
-  for (const { ID } of rows) await server.query(`KILL CONNECTION ${Number(ID)}`).catch(() => undefined);
-}
+const connectionsOf = (user: string) => countOf(server, user);
+const connectionsLeft = (user: string, ms?: number) => leftOf(server, user, ms);
+const killAll = (user: string) => killAllOf(server, user);
 
 t.test('2. the connection ready() keeps is checked when lent, by when it was made', async (t) => {
   await t.test('fault is real: a plain mysql2 pool hangs on a silently dropped idle connection', async (t) => {
