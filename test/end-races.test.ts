@@ -4,10 +4,11 @@
 // nothing the pool opened may stay open or counted after it.
 import t from 'tap';
 import mysql, { type ConnectionOptions } from 'mysql2/promise';
-import { AcquireTimeoutError, createPool, FreshPoolError, type EvictEvent, type FreshPoolConfig } from '../lib/index.js';
+import { AcquireTimeoutError, createPool, FreshPoolError, type EvictEvent, type FreshPoolConfig, type PoolConnection } from '../lib/index.js';
 import { startGateRelay } from './helpers/gate-relay.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
+import { connectionsLeft as leftOf, connectionsOf as countOf, killAll as killAllOf } from './helpers/processlist.js';
 import { startRelay } from './helpers/relay.js';
 import { throughRelay, within } from './helpers/settle.js';
 import { connectionId, ID_SQL, type IdRow } from './helpers/sql.js';
@@ -27,27 +28,9 @@ const USER = 'fp_end';
 await createUser(USER);
 const asUser = (via: { host: string; port: number }): ConnectionOptions => ({ host: via.host, port: via.port, user: USER, password: PASSWORD, database: 'test' });
 
-async function connectionsOf(user: string): Promise<number> {
-  const rows = await server.query<Array<{ n: number }>>('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ?', [user]);
-  return Number(rows[0]!.n);
-}
-
-/** Connections of `user` still open once the server is done closing (polled, at most `ms`). */
-async function connectionsLeft(user: string, ms = 2_000): Promise<number> {
-  const until = Date.now() + ms;
-  let n = await connectionsOf(user);
-  while (n !== 0 && Date.now() < until) {
-    await sleep(50);
-    n = await connectionsOf(user);
-  }
-  return n;
-}
-
-/** Kills whatever a failed test left open, so the next test starts clean. */
-async function killAll(user: string): Promise<void> {
-  const rows = await server.query<Array<{ ID: number }>>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [user]);
-  for (const { ID } of rows) await server.query(`KILL CONNECTION ${Number(ID)}`).catch(() => undefined);
-}
+const connectionsOf = (user: string) => countOf(server, user);
+const connectionsLeft = (user: string, ms?: number) => leftOf(server, user, ms);
+const killAll = (user: string) => killAllOf(server, user);
 
 /** Resolves once `check()` holds (polled), or rejects after `ms`. */
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
@@ -234,5 +217,180 @@ t.test('8. end() while a create is in flight', async (t) => {
   // Regression: generic-pool's clear() destroyed the late connection but left it in its idle
   // list, so stats() reported it idle after end().
   t.match(pool.stats(), { idle: 0, size: 0, borrowed: 0 }, 'after end(): nothing idle, open or lent in stats()');
+  t.equal(await connectionsLeft(USER), 0, 'none of the pool\'s connections left on the server');
+});
+
+t.test('9. end({ timeout }) and ready() with a connect in flight are bounded', async (t) => {
+  await t.test('a connect held before the greeting: end({ timeout: 100 }) resolves at once and aborts it', async (t) => {
+    t.equal(await connectionsOf(USER), 0, 'no connection of the user before');
+    const relay = await startGateRelay(server.host, server.port);
+    const pool = createPool({ connection: asUser(relay), max: 1, acquireTimeout: 10_000, logger: captureLog().logger });
+    t.teardown(async () => {
+      relay.open();
+      await within(pool.end(), 15_000);
+      await relay.close();
+    });
+
+    // A borrow waits for a create whose connect is held at the gate: TCP accepted, no greeting.
+    relay.hold();
+    const borrow = pool.withConnection((c) => connectionId(c));
+    borrow.catch(() => undefined);
+    await until(() => relay.held === 1, 5_000, 'the connect to reach the gate');
+
+    const startedMs = Date.now();
+    const ending = pool.end({ timeout: 100 });
+    // Regression: end() waited for the connect under way, which gives up only when the gate
+    // opens or at mysql2's connectTimeout (10 s). The gate stays closed until end() settles or
+    // 1.5 s pass: a hang detector, far above the 100 ms timeout.
+    const ended = await within(ending, 1_500);
+    const endMs = Date.now() - startedMs;
+    relay.open();
+    t.equal(ended.status, 'fulfilled', `end({ timeout: 100 }) resolved while the connect was held (${describe(ended)}, ${endMs} ms)`);
+    const borrowed = await within(borrow, 5_000);
+    t.equal(borrowed.status, 'rejected', `the waiting borrow rejects (${describe(borrowed)})`);
+    if (borrowed.status === 'rejected') t.match(borrowed.reason, { code: 'ERR_FRESH_POOL_CLOSED' }, 'with PoolClosedError');
+    if (ended.status !== 'fulfilled') await within(ending, 15_000); // old code: let it finish before counting
+
+    // The gate is open now: a connect end() let run would reach the server and log in.
+    let most = 0;
+    for (const deadline = Date.now() + 1_000; Date.now() < deadline; ) {
+      most = Math.max(most, await connectionsOf(USER));
+      await sleep(50);
+    }
+    t.equal(most, 0, 'no connection of the pool\'s user appears on the server once the gate opens');
+    t.equal(relay.accepted, 1, 'one connect, and no other attempt after end()');
+    t.match(pool.stats(), { size: 0, idle: 0, borrowed: 0, waiting: 0 }, 'nothing open, idle, lent or waiting in stats()');
+  });
+
+  // The first connection reads the server's wait_timeout before it is used. Dropped silently
+  // right after its handshake (here: by the session setup hook), that read gets no answer.
+  const dropAfterHandshake = async (t: { teardown(fn: () => unknown): void }, pingTimeout: number) => {
+    const relay = await startRelay(server.host, server.port);
+    let dropped = false;
+    let droppedAt!: () => void;
+    const droppedNow = new Promise<void>((resolve) => (droppedAt = resolve));
+    const pool = createPool({
+      connection: asUser(relay),
+      max: 1,
+      pingTimeout,
+      acquireTimeout: 3_000,
+      logger: captureLog().logger,
+      onConnect: () => {
+        if (dropped) return;
+        dropped = true;
+        relay.blackhole(); // this connection's flow goes silent: no answer, no close
+        droppedAt();
+      },
+    });
+    t.teardown(async () => {
+      await relay.close(); // on failure the read hangs on the silent socket: this fails it
+      await within(pool.end(), 5_000);
+    });
+    return { relay, pool, droppedNow };
+  };
+
+  await t.test('dropped silently after its handshake: ready() fails within pingTimeout, the pool recovers', async (t) => {
+    const pingTimeout = 300;
+    const { relay, pool } = await dropAfterHandshake(t, pingTimeout);
+    const startedMs = Date.now();
+    // Regression: the wait_timeout read had no timeout: ready() hung, every connect after it
+    // waited for the same read, and end() waited for them.
+    const ready = await within(pool.ready(), pingTimeout + 2_500);
+    t.equal(ready.status, 'rejected', `ready() rejects within pingTimeout + 2.5 s (${describe(ready)}, ${Date.now() - startedMs} ms)`);
+    if (ready.status === 'rejected') t.match(ready.reason, { name: 'ConnectError', cause: { message: /wait_timeout/ } }, 'ConnectError: wait_timeout was not read');
+    t.equal(await relay.pairs[0]!.clientClosed(2_000), true, 'the pool closed the silent connection');
+
+    const later = await within(pool.query<IdRow[]>(ID_SQL), 5_000);
+    t.equal(later.status, 'fulfilled', `a later query gets a new connection (${describe(later)})`);
+    t.equal(relay.pairs.length, 2, 'made through the relay after the drop');
+    const ended = await within(pool.end(), 5_000);
+    t.equal(ended.status, 'fulfilled', 'end() resolves');
+    t.match(pool.stats(), { size: 0, idle: 0, borrowed: 0 });
+  });
+
+  await t.test('end() while that read hangs: both settle at once, well before pingTimeout', async (t) => {
+    const { relay, pool, droppedNow } = await dropAfterHandshake(t, 10_000);
+    const readying = pool.ready();
+    readying.catch(() => undefined);
+    await within(droppedNow, 5_000);
+    await sleep(100); // the wait_timeout read is on the wire, into the silence
+
+    const startedMs = Date.now();
+    // Regression: end() waited for the attempt under way, stuck in the read.
+    const ended = await within(pool.end(), 1_500);
+    t.equal(ended.status, 'fulfilled', `end() resolves (${describe(ended)}, ${Date.now() - startedMs} ms)`);
+    const ready = await within(readying, 1_000);
+    t.equal(ready.status, 'rejected', `ready() rejects (${describe(ready)})`);
+    if (ready.status === 'rejected') t.match(ready.reason, { code: 'ERR_FRESH_POOL_CLOSED' }, 'with PoolClosedError');
+    t.equal(await relay.pairs[0]!.clientClosed(2_000), true, 'the pool closed the silent connection');
+    t.match(pool.stats(), { size: 0, idle: 0, borrowed: 0 });
+  });
+});
+
+t.test('10. a statement left running over a silently dropped connection frees its slot at acquireTimeout', async (t) => {
+  const scenario = (name: string, leave: (conn: PoolConnection) => Promise<void>) =>
+    t.test(name, async (t) => {
+      const acquireTimeout = 1_000;
+      const relay = await startRelay(server.host, server.port);
+      const pool = createPool({ connection: throughRelay(server.url, relay), max: 1, acquireTimeout, logger: captureLog().logger });
+      t.teardown(async () => {
+        await relay.close(); // on failure the statement hangs on the silent socket: this fails it
+        await within(pool.end(), 5_000);
+      });
+      const evicted = new Promise<EvictEvent>((resolve) => pool.on('evict', resolve));
+
+      const returnedMs = { at: 0 };
+      const droppedId = await pool.withConnection(async (conn) => {
+        const id = await connectionId(conn); // used just now: the next statement goes unchecked
+        relay.blackhole(); // the statement below gets no answer, and no close
+        await leave(conn);
+        returnedMs.at = Date.now();
+        return id;
+      });
+
+      // Regression: the return waited for the statement's answer without limit: the slot
+      // stayed borrowed with no holder, later borrows timed out, end() never resolved.
+      const eviction = await within(evicted, acquireTimeout + 3_000);
+      t.equal(eviction.status, 'fulfilled', `the connection was evicted within acquireTimeout + 3 s (${eviction.status}, ${Date.now() - returnedMs.at} ms after the return)`);
+      if (eviction.status === 'fulfilled') t.match(eviction.value, { connId: droppedId, reason: 'cleanupTimeout' }, 'the dropped one, for cleanupTimeout');
+      t.equal(pool.stats().borrowed, 0, 'the slot is free');
+      t.equal(pool.stats().destroyed.cleanupTimeout, 1, 'counted as cleanupTimeout in stats().destroyed');
+
+      const later = await within(pool.withConnection((c) => connectionId(c)), 5_000);
+      t.equal(later.status, 'fulfilled', `a later borrow gets a connection (${describe(later)})`);
+      if (later.status === 'fulfilled') t.not(later.value, droppedId, 'a new one');
+      t.equal(relay.pairs.length, 2, 'made through the relay after the drop');
+
+      const ended = await within(pool.end(), 5_000);
+      t.equal(ended.status, 'fulfilled', 'end() resolves');
+      t.match(pool.stats(), { size: 0, borrowed: 0 });
+    });
+
+  await scenario('fn fires a query without awaiting it and returns', async (conn) => {
+    conn.query('SELECT 1').catch(() => undefined);
+  });
+  await scenario('fn gives up on a query with Promise.race and returns', async (conn) => {
+    const query = conn.query('SELECT 1');
+    query.catch(() => undefined);
+    await Promise.race([query, sleep(100)]);
+  });
+});
+
+t.test('11. end({ timeout }) after end() resolved leaves no timer holding the process', async (t) => {
+  const pool = createPool({ connection: asUser(server), max: 1, logger: captureLog().logger });
+  t.teardown(() => within(pool.end(), 5_000));
+  await pool.query(ID_SQL);
+  // getActiveResourcesInfo() lists ref'ed timers only: the ones that keep a process alive.
+  const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+  await pool.end();
+  const before = refTimers();
+  // Between the two counts only microtasks run: no other timer can start or fire meanwhile.
+  const second = pool.end({ timeout: 8_000 });
+  await second; // the first end()'s promise, settled already
+  const after = refTimers();
+  // Regression: the second call armed an 8 s ref'ed timer no one cleared (the shutdown that
+  // clears them had finished): a script ending with it stayed alive 8 s after its last line.
+  t.equal(after - before, 0, `no ref'ed timer left by end({ timeout: 8000 }) (before ${before}, after ${after})`);
   t.equal(await connectionsLeft(USER), 0, 'none of the pool\'s connections left on the server');
 });
