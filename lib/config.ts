@@ -108,9 +108,31 @@ export const DEFAULTS = Object.freeze({
   closeTimeout: 1_000,
 });
 
+/**
+ * How a failed statement's error points at the caller:
+ * - `async` (mysql2's `trace` not set, the default): nothing is captured per statement; a
+ *   failed statement's error is re-stamped where the caller awaits it, so V8's async stack
+ *   trace lists the awaiting functions (`at async handler (app.ts:12)`), free on success;
+ * - `capture` (`trace: true` set explicitly): mysql2's way, a stack captured on every statement;
+ * - `off` (`trace: false`): neither.
+ */
+export type StackTraces = 'async' | 'capture' | 'off';
+
+// mysql2 captures a stack on every statement unless `trace` is false; when the user left it
+// unset, the pool stamps stacks its own way (free on success) and turns mysql2's off.
+function connectionAndStacks(connection: Readonly<ConnectionOptions>): { connection: Readonly<ConnectionOptions>; stackTraces: StackTraces } {
+  if (connection.trace === true) return { connection, stackTraces: 'capture' };
+  if (connection.trace === false) return { connection, stackTraces: 'off' };
+  const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(connection)) as ConnectionOptions;
+  Object.defineProperty(copy, 'trace', { value: false, enumerable: true });
+  return { connection: Object.freeze(copy), stackTraces: 'async' };
+}
+
 /** The validated configuration the pool runs on. */
 export interface ResolvedConfig {
   readonly connection: Readonly<ConnectionOptions>;
+  /** How a failed statement's error gets a stack that points at the caller; see `StackTraces`. */
+  readonly stackTraces: StackTraces;
   readonly max: number;
   readonly min: number;
   readonly maxAgeMs: number;
@@ -162,7 +184,7 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
     throw new ConfigError('keepAliveInterval', keepAliveIntervalMs, `must be below maxAge (${maxAgeMs} ms)`);
   }
   return Object.freeze({
-    connection: resolveConnection(config.connection),
+    ...connectionAndStacks(resolveConnection(config.connection)),
     max,
     min,
     maxAgeMs,

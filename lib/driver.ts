@@ -6,6 +6,7 @@
 import mysqlCore from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
+import type { StackTraces } from './config.js';
 
 /** The parts of mysql2's callback connection (`promiseConnection.connection`) used here. */
 interface CoreConnection {
@@ -335,12 +336,29 @@ interface CoreStatements {
 type StatementCallback = (err: Error | null, rows?: unknown, fields?: unknown) => void;
 
 /**
+ * Gives a failed statement's error the stack of whoever awaits it: re-stamped in a rejection
+ * handler of the promise the caller awaits, V8's async stack trace lists the awaiting
+ * functions. An error with no awaiting caller (callbacks, `.then` chains never awaited) keeps
+ * its own stack rather than an empty one.
+ */
+function stampAtAwaiter(err: unknown): never {
+  if (err instanceof Error) {
+    const own = err.stack;
+    Error.captureStackTrace(err, stampAtAwaiter);
+    // The microtask queue's own frame says nothing; the async frames below it are the point.
+    const stamped = err.stack?.replace(/\n {4}at process\.processTicksAndRejections \(node:internal[^\n]*/, '');
+    if (stamped?.includes('\n    at ')) err.stack = stamped;
+    else if (own !== undefined) err.stack = own;
+  }
+  throw err;
+}
+
+/**
  * Runs `query` or `execute` on mysql2's callback API with a single promise, resolving to
  * `[rows, fields]` exactly as mysql2's promise API does. One promise layer instead of two on
- * the path of every statement. With mysql2's `trace` option (on unless set to false) the
- * caller's stack is captured as mysql2 does, so errors point at the user's code.
+ * the path of every statement. Errors point at the user's code: see `StackTraces`.
  *
- * @param stackFrom the public method the user called; frames above it are left out
+ * @param stackFrom the public method the user called; with `capture`, frames above it are left out
  */
 export function statement<T>(
   conn: DriverConnection,
@@ -349,15 +367,16 @@ export function statement<T>(
   values: unknown,
   observer: StatementObserver,
   stackFrom: (...args: never[]) => unknown,
+  stackTraces: StackTraces,
 ): Promise<T> {
   if (typeof values === 'function') throw new Error('Callback function is not available with promise clients.');
   const c = (conn as unknown as { connection: CoreStatements }).connection;
   let holder: { stack?: string } | undefined;
-  if (c.config.trace !== false) {
+  if (stackTraces === 'capture') {
     holder = {};
     Error.captureStackTrace(holder, stackFrom);
   }
-  return new Promise<T>((resolve, reject) => {
+  const sent = new Promise<T>((resolve, reject) => {
     const done: StatementCallback = (err, rows, fields) => {
       observer.observe(err, rows, fields, conn);
       if (err) {
@@ -384,4 +403,6 @@ export function statement<T>(
       reject(err);
     }
   });
+  // One reaction, no stack capture, on success; the stamp is paid only by a failure.
+  return stackTraces === 'async' ? sent.then(undefined, stampAtAwaiter) : sent;
 }

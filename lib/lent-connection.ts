@@ -8,6 +8,7 @@
  *   lent to someone else.
  */
 import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
+import type { StackTraces } from './config.js';
 import { statement } from './driver.js';
 import type { PoolEntry } from './entry.js';
 import { ConnectionReleasedError } from './errors.js';
@@ -23,6 +24,8 @@ export interface StatementGate {
   freshen(entry: PoolEntry): Promise<void>;
   /** Runs the session setup again after COM_RESET_CONNECTION cleared it. */
   afterReset(entry: PoolEntry): Promise<void>;
+  /** How failed statements get their stacks. */
+  readonly stackTraces: StackTraces;
 }
 
 type Method = 'query' | 'execute';
@@ -194,7 +197,8 @@ export class LentConnection {
   ): Promise<[T, FieldPacket[]]> {
     if (!this.#lent) return Promise.reject(new ConnectionReleasedError());
     const entry = this.#entry;
-    if (!this.#gate.needsCheck(entry)) return statement(entry.conn, method, sql, values, entry, stackFrom);
-    return this.#gate.freshen(entry).then(() => statement(entry.conn, method, sql, values, entry, stackFrom));
+    const gate = this.#gate;
+    if (!gate.needsCheck(entry)) return statement(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces);
+    return gate.freshen(entry).then(() => statement(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces));
   }
 }

@@ -65,6 +65,8 @@ export interface FreshPool {
 /** A pool of mysql2 connections that validates each one as it is lent. Build it with `createPool`. */
 export class FreshPool extends EventEmitter {
   private readonly config: ResolvedConfig;
+  /** What a lent connection asks before each statement; see `makeGate`. */
+  private readonly gate: StatementGate;
   private readonly log: Logger;
   private readonly resources: ResourcePool<PoolEntry>;
   private readonly connector: Connector;
@@ -96,6 +98,7 @@ export class FreshPool extends EventEmitter {
   constructor(config: FreshPoolConfig) {
     super();
     this.config = resolveConfig(config);
+    this.gate = this.makeGate();
     this.log = this.config.logger ?? pino({ name: 'mysql-fresh-pool', level: 'info' });
     this.connector = new Connector(this.config, this.log, (err, permanent) => {
       if (this.listenerCount('error') !== 0) this.emit('error', err);
@@ -514,26 +517,29 @@ export class FreshPool extends EventEmitter {
 
   // What a lent connection asks before each statement. The first question is the hot path:
   // no I/O. Concurrent statements on one connection share one check.
-  private readonly gate: StatementGate = {
-    needsCheck: (entry) => {
-      const nowMs = Date.now();
-      return this.statementVerdictOf(entry, nowMs) !== 'use' || this.loopWatch.stalled(nowMs);
-    },
-    freshen: (entry) => {
-      entry.freshening ??= this.checkBeforeStatement(entry).finally(() => {
-        entry.freshening = undefined;
-      });
-      return entry.freshening;
-    },
-    afterReset: async (entry) => {
-      try {
-        await this.connector.setUp(entry.conn);
-      } catch (err) {
-        entry.broken = true; // never lent again half set up
-        throw err;
-      }
-    },
-  };
+  private makeGate(): StatementGate {
+    return {
+      needsCheck: (entry) => {
+        const nowMs = Date.now();
+        return this.statementVerdictOf(entry, nowMs) !== 'use' || this.loopWatch.stalled(nowMs);
+      },
+      freshen: (entry) => {
+        entry.freshening ??= this.checkBeforeStatement(entry).finally(() => {
+          entry.freshening = undefined;
+        });
+        return entry.freshening;
+      },
+      stackTraces: this.config.stackTraces,
+      afterReset: async (entry) => {
+        try {
+          await this.connector.setUp(entry.conn);
+        } catch (err) {
+          entry.broken = true; // never lent again half set up
+          throw err;
+        }
+      },
+    };
+  }
 
   private statementVerdictOf(entry: PoolEntry, nowMs: number): 'closed' | 'ping' | 'use' {
     return statementVerdict(entry, isGone(entry), nowMs, this.connector.connWaitAgeMs, this.suspectBeforeMs);
