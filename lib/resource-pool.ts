@@ -9,6 +9,38 @@ import type { Factory, Options, Pool } from 'generic-pool';
 
 interface PooledResource<T> {
   obj: T;
+  allocate(): void;
+  deallocate(): void;
+}
+
+/**
+ * What generic-pool keeps per loan: `release`/`destroy` call `resolve()` and read
+ * `pooledResource`; `drain()` awaits `promise`. Its own loan makes a promise per borrow that
+ * only `drain()` ever reads; this one makes it only when asked.
+ */
+class Loan<T> {
+  readonly pooledResource: PooledResource<T>;
+  #promise: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+  #resolved = false;
+
+  constructor(pooledResource: PooledResource<T>) {
+    this.pooledResource = pooledResource;
+  }
+
+  get promise(): Promise<void> {
+    this.#promise ??= this.#resolved ? Promise.resolve() : new Promise<void>((resolve) => (this.#resolve = resolve));
+    return this.#promise;
+  }
+
+  resolve(): void {
+    this.#resolved = true;
+    this.#resolve?.();
+  }
+
+  reject(): void {
+    // generic-pool's loans are only ever resolved
+  }
 }
 
 interface InternalIterator<T> {
@@ -17,8 +49,10 @@ interface InternalIterator<T> {
 }
 
 interface PoolInternals<T> {
-  _availableObjects: { iterator(): InternalIterator<T> };
-  _resourceLoans: Map<T, unknown>;
+  _availableObjects: { iterator(): InternalIterator<T>; shift(): PooledResource<T>; unshift(resource: PooledResource<T>): void; length: number };
+  _resourceLoans: Map<T, Loan<T>>;
+  _draining: boolean;
+  _addPooledResourceToAvailableObjects(resource: PooledResource<T>): void;
   _waitingClientsQueue: { length: number; dequeue(): { reject(reason: unknown): void } | undefined };
   _destroy(resource: PooledResource<T>): void;
   _dispense(): void;
@@ -44,6 +78,14 @@ export interface ResourcePool<T> extends Pool<T> {
   borrowedResources(): T[];
   /** Rejects every borrow still waiting with `reason` (shutdown after its timeout). */
   rejectWaiting(reason: unknown): void;
+  /**
+   * The borrow with no queue: the most recently returned idle resource, lent at once, or
+   * `undefined` when none is idle, someone is already waiting (who goes first) or the pool is
+   * draining. No promise and no timer, unlike `acquire()`.
+   */
+  takeIdle(): T | undefined;
+  /** `release()` without the promise it returns; false when `resource` was not on loan. */
+  giveBack(resource: T): boolean;
 }
 
 /** Builds the pool; throws if generic-pool's internals are not the ones this file expects. */
@@ -55,7 +97,10 @@ export function createResourcePool<T>(factory: Factory<T>, options: Options): Re
     !(inner._resourceLoans instanceof Map) ||
     typeof inner._waitingClientsQueue?.dequeue !== 'function' ||
     typeof inner._destroy !== 'function' ||
-    typeof inner._dispense !== 'function'
+    typeof inner._dispense !== 'function' ||
+    typeof inner._availableObjects?.shift !== 'function' ||
+    typeof inner._addPooledResourceToAvailableObjects !== 'function' ||
+    typeof inner._draining !== 'boolean'
   ) {
     throw new Error('mysql-fresh-pool: unsupported generic-pool version (expected 3.9.x internals)');
   }
@@ -82,6 +127,23 @@ export function createResourcePool<T>(factory: Factory<T>, options: Options): Re
     for (let request = inner._waitingClientsQueue.dequeue(); request !== undefined; request = inner._waitingClientsQueue.dequeue()) {
       request.reject(reason);
     }
+  };
+  inner.takeIdle = (): T | undefined => {
+    if (inner._availableObjects.length === 0 || inner._waitingClientsQueue.length !== 0 || inner._draining) return undefined;
+    const pooled = inner._availableObjects.shift();
+    pooled.allocate();
+    inner._resourceLoans.set(pooled.obj, new Loan(pooled));
+    return pooled.obj;
+  };
+  inner.giveBack = (resource: T): boolean => {
+    const loan = inner._resourceLoans.get(resource);
+    if (loan === undefined) return false;
+    inner._resourceLoans.delete(resource);
+    loan.resolve();
+    loan.pooledResource.deallocate();
+    inner._addPooledResourceToAvailableObjects(loan.pooledResource);
+    inner._dispense();
+    return true;
   };
   return inner;
 }

@@ -36,7 +36,12 @@ async function transferInTransaction(pool: FreshPool): Promise<unknown> {
   });
 }
 
-const failure = (p: Promise<unknown>) => p.then(() => new Error('expected a failure'), (e: unknown) => e as Error & { code?: string });
+type Failure = Error & { code?: string };
+const failure = (p: Promise<unknown>): Promise<Failure> =>
+  p.then(
+    () => new Error('expected a failure') as Failure,
+    (e: unknown) => e as Failure,
+  );
 
 t.test('default: the stack names the awaiting user function and this file', async (t) => {
   const pool = poolWith(t);
