@@ -1,8 +1,19 @@
 /**
- * The four pools the benchmark compares, behind one small interface:
- * this library, mysql2's own pool (the speed to match), generic-pool with no validation (what
- * our base costs by itself) and generic-pool pinging on every borrow (what careful users write
- * by hand today).
+ * What the benchmark compares, behind one small interface. Every contender runs the same
+ * SQL through mysql2's promise `query()`:
+ *
+ * - `fresh-pool`: this library with its defaults (`withConnection`).
+ * - `fresh-pool trace:false`: the same with mysql2's `trace: false` in its connection options,
+ *   to set the layer's own cost against `mysql2-pool trace:false`.
+ * - `mysql2-pool`: mysql2's own pool as shipped (`getConnection` / `release`).
+ * - `mysql2-pool trace:false`: the same with `trace: false` (no stack captured per statement).
+ * - `raw mysql2`: no pool at all, one mysql2 connection per caller, kept open: the limit any
+ *   pool approaches. At concurrency 64 it has 64 connections where the pools have 8.
+ * - `generic-pool`: generic-pool over mysql2 connections, no validation (our base, alone).
+ * - `generic-pool+ping`: the same pinging on every borrow (what careful users write by hand).
+ *
+ * Only `trace: false` differs between a contender and its pair; everything else is left at
+ * each library's defaults.
  */
 import genericPool from 'generic-pool';
 import mysql from 'mysql2/promise';
@@ -10,12 +21,20 @@ import type { Connection } from 'mysql2/promise';
 import { pino } from 'pino';
 import { createPool as createFreshPool } from '../lib/index.js';
 
+/** The part of a connection a workload uses: mysql2's promise `query()`. */
+export interface Queryable {
+  query(sql: string, values?: unknown[]): Promise<unknown>;
+}
+
 export interface Contender {
-  readonly name: string;
-  /** Borrow, run `sql`, give back. Rejects with whatever the user would see. */
-  query(sql: string): Promise<void>;
-  /** Borrow and give back, no statement: the pool's own overhead. */
-  borrow(): Promise<void>;
+  readonly name: ContenderName;
+  /**
+   * Borrows a connection (caller `worker`'s own one for raw connections), runs `fn` on it and
+   * gives it back. Rejects with whatever the user would see.
+   */
+  use(worker: number, fn: (conn: Queryable) => Promise<unknown>): Promise<void>;
+  /** Borrow and give back, no statement: the pool's own overhead. Absent for raw connections. */
+  borrow?(): Promise<void>;
   /** Validation pings sent so far. */
   pings(): number;
   end(): Promise<void>;
@@ -28,24 +47,50 @@ export interface ContenderOptions {
   connWaitAge?: number;
 }
 
-export const CONTENDER_NAMES = ['fresh-pool', 'mysql2-pool', 'generic-pool', 'generic-pool+ping'] as const;
+export const CONTENDER_NAMES = [
+  'fresh-pool',
+  'fresh-pool trace:false',
+  'mysql2-pool',
+  'mysql2-pool trace:false',
+  'raw mysql2',
+  'generic-pool',
+  'generic-pool+ping',
+] as const;
+export type ContenderName = (typeof CONTENDER_NAMES)[number];
 
-export function createContender(name: (typeof CONTENDER_NAMES)[number], options: ContenderOptions): Contender {
+/** What each contender is, for the report's legend. */
+export const CONTENDER_NOTES: Record<ContenderName, string> = {
+  'fresh-pool': 'this library, defaults (withConnection)',
+  'fresh-pool trace:false': "this library, mysql2 connection option trace: false",
+  'mysql2-pool': "mysql2's pool as shipped (getConnection/release)",
+  'mysql2-pool trace:false': "mysql2's pool, connection option trace: false",
+  'raw mysql2': 'no pool: one mysql2 connection per caller, kept open (the limit)',
+  'generic-pool': 'generic-pool over mysql2 connections, no validation',
+  'generic-pool+ping': 'generic-pool, ping on every borrow',
+};
+
+export function createContender(name: ContenderName, options: ContenderOptions): Contender {
   switch (name) {
     case 'fresh-pool':
-      return freshPool(options);
+      return freshPool(name, options, false);
+    case 'fresh-pool trace:false':
+      return freshPool(name, options, true);
     case 'mysql2-pool':
-      return mysql2Pool(options);
+      return mysql2Pool(name, options, false);
+    case 'mysql2-pool trace:false':
+      return mysql2Pool(name, options, true);
+    case 'raw mysql2':
+      return rawConnections(name, options);
     case 'generic-pool':
-      return genericPoolOf(options, false);
+      return genericPoolOf(name, options, false);
     case 'generic-pool+ping':
-      return genericPoolOf(options, true);
+      return genericPoolOf(name, options, true);
   }
 }
 
-function freshPool({ url, size, connWaitAge }: ContenderOptions): Contender {
+function freshPool(name: ContenderName, { url, size, connWaitAge }: ContenderOptions, noTrace: boolean): Contender {
   const pool = createFreshPool({
-    connection: url,
+    connection: noTrace ? { uri: url, trace: false } : url,
     max: size,
     acquireTimeout: 30_000,
     logger: pino({ level: 'silent' }),
@@ -53,9 +98,9 @@ function freshPool({ url, size, connWaitAge }: ContenderOptions): Contender {
   });
   const noop = () => undefined;
   return {
-    name: 'fresh-pool',
-    query: async (sql) => {
-      await pool.withConnection((conn) => conn.query(sql));
+    name,
+    use: async (_worker, fn) => {
+      await pool.withConnection(fn);
     },
     borrow: () => pool.withConnection(noop),
     pings: () => pool.stats().pings,
@@ -63,14 +108,14 @@ function freshPool({ url, size, connWaitAge }: ContenderOptions): Contender {
   };
 }
 
-function mysql2Pool({ url, size }: ContenderOptions): Contender {
-  const pool = mysql.createPool({ uri: url, connectionLimit: size, maxIdle: size });
+function mysql2Pool(name: ContenderName, { url, size }: ContenderOptions, noTrace: boolean): Contender {
+  const pool = mysql.createPool({ uri: url, connectionLimit: size, ...(noTrace ? { trace: false } : {}) });
   return {
-    name: 'mysql2-pool',
-    query: async (sql) => {
+    name,
+    use: async (_worker, fn) => {
       const conn = await pool.getConnection();
       try {
-        await conn.query(sql);
+        await fn(conn);
       } finally {
         conn.release();
       }
@@ -84,7 +129,23 @@ function mysql2Pool({ url, size }: ContenderOptions): Contender {
   };
 }
 
-function genericPoolOf({ url, size }: ContenderOptions, pingOnBorrow: boolean): Contender {
+/** One connection per caller, opened on its first use and kept: no pool, no borrow. */
+function rawConnections(name: ContenderName, { url }: ContenderOptions): Contender {
+  const conns: Array<Promise<Connection>> = [];
+  return {
+    name,
+    use: async (worker, fn) => {
+      const conn = await (conns[worker] ??= mysql.createConnection(url));
+      await fn(conn);
+    },
+    pings: () => 0,
+    end: async () => {
+      await Promise.all(conns.map((c) => c.then((conn) => conn.end()).catch(() => undefined)));
+    },
+  };
+}
+
+function genericPoolOf(name: ContenderName, { url, size }: ContenderOptions, pingOnBorrow: boolean): Contender {
   let pings = 0;
   const pool = genericPool.createPool<Connection>(
     {
@@ -103,12 +164,12 @@ function genericPoolOf({ url, size }: ContenderOptions, pingOnBorrow: boolean): 
     { max: size, testOnBorrow: pingOnBorrow, acquireTimeoutMillis: 30_000 },
   );
   return {
-    name: pingOnBorrow ? 'generic-pool+ping' : 'generic-pool',
+    name,
     // As generic-pool's own `use()` does: a connection whose statement failed is destroyed.
-    query: async (sql) => {
+    use: async (_worker, fn) => {
       const conn = await pool.acquire();
       try {
-        await conn.query(sql);
+        await fn(conn);
       } catch (err) {
         await pool.destroy(conn);
         throw err;

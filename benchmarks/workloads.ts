@@ -1,134 +1,250 @@
 /**
  * The workloads. Each returns plain figures; run.ts orders them and report.ts prints them.
- * Pools run in interleaved rounds (A B C D A B C D ...) so drift on the machine touches all
- * of them alike.
+ *
+ * Throughput runs in rounds: in each round every contender runs once, in an order that
+ * rotates from round to round (A B C …, then B C … A, …), so drift on the machine and the
+ * place in the round touch all of them alike, and round i of one contender can be paired
+ * with round i of another.
  */
 import hdr from 'hdr-histogram-js';
-import { CONTENDER_NAMES, createContender, type Contender } from './contenders.js';
+import { CONTENDER_NAMES, createContender, type Contender, type ContenderName, type Queryable } from './contenders.js';
 import { busyWait, sleep, type TestServer } from '../test/helpers/mariadb.js';
 
-type Name = (typeof CONTENDER_NAMES)[number];
+/** The table the row workloads read and write: created and filled once per run. */
+export const TABLE = 'fresh_pool_bench_rows';
+export const TABLE_ROWS = 100_000;
+
+export interface Workload {
+  readonly id: 'select1' | 'pk' | 'rows100' | 'transaction';
+  readonly title: string;
+  /** The SQL, as shown in the report. */
+  readonly sql: string;
+  /** One operation on a borrowed connection: the same statements for every contender. */
+  run(conn: Queryable): Promise<unknown>;
+}
+
+const randomId = (upTo: number) => 1 + Math.floor(Math.random() * upTo);
+
+export const WORKLOADS: readonly Workload[] = [
+  {
+    id: 'select1',
+    title: 'SELECT 1',
+    sql: 'SELECT 1',
+    run: (conn) => conn.query('SELECT 1'),
+  },
+  {
+    id: 'pk',
+    title: 'primary-key lookup',
+    sql: `SELECT id, k, c, created FROM ${TABLE} WHERE id = ? (${TABLE_ROWS.toLocaleString('en')} rows)`,
+    run: (conn) => conn.query(`SELECT id, k, c, created FROM ${TABLE} WHERE id = ?`, [randomId(TABLE_ROWS)]),
+  },
+  {
+    id: 'rows100',
+    title: '100-row result',
+    sql: `SELECT id, k, c, created FROM ${TABLE} WHERE id >= ? ORDER BY id LIMIT 100`,
+    run: (conn) => conn.query(`SELECT id, k, c, created FROM ${TABLE} WHERE id >= ? ORDER BY id LIMIT 100`, [randomId(TABLE_ROWS - 100)]),
+  },
+  {
+    id: 'transaction',
+    title: 'short transaction',
+    sql: `START TRANSACTION; UPDATE ${TABLE} SET k = k + 1 WHERE id = ?; COMMIT`,
+    run: async (conn) => {
+      await conn.query('START TRANSACTION');
+      await conn.query(`UPDATE ${TABLE} SET k = k + 1 WHERE id = ?`, [randomId(TABLE_ROWS)]);
+      await conn.query('COMMIT');
+    },
+  },
+];
+
+/**
+ * Creates and fills the table (MariaDB's Sequence engine; a cross join of digits elsewhere).
+ * On the benchmark's private server also makes room for it in the buffer pool and stops
+ * InnoDB from syncing the log on every COMMIT, so the transaction workload measures the
+ * pools, not the disk.
+ */
+export async function prepareTable(server: TestServer): Promise<{ fill: 'sequence' | 'digits'; serverTuned: boolean }> {
+  if (server.canRestart) {
+    await server.query('SET GLOBAL innodb_buffer_pool_size = 67108864').catch(() => undefined);
+    await server.query('SET GLOBAL innodb_flush_log_at_trx_commit = 2');
+  }
+  await server.query(`DROP TABLE IF EXISTS ${TABLE}`);
+  await server.query(
+    `CREATE TABLE ${TABLE} (id INT UNSIGNED NOT NULL PRIMARY KEY, k INT UNSIGNED NOT NULL, c CHAR(32) NOT NULL, created DATETIME NOT NULL) ENGINE=InnoDB`,
+  );
+  const columns = (n: string) => `${n}, (${n} * 7919) % ${TABLE_ROWS}, MD5(${n}), TIMESTAMP'2026-01-01 00:00:00' + INTERVAL ${n} SECOND`;
+  try {
+    await server.query(`INSERT INTO ${TABLE} SELECT ${columns('seq')} FROM seq_1_to_${TABLE_ROWS}`);
+    return { fill: 'sequence', serverTuned: server.canRestart };
+  } catch {
+    const digits = '(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
+    const n = '(1 + a.d + 10 * b.d + 100 * c.d + 1000 * d.d + 10000 * e.d)';
+    await server.query(`INSERT INTO ${TABLE} SELECT ${columns(n)} FROM ${digits} a, ${digits} b, ${digits} c, ${digits} d, ${digits} e`);
+    return { fill: 'digits', serverTuned: server.canRestart };
+  }
+}
 
 export interface ThroughputFigure {
-  pool: Name;
-  size: number;
+  workload: Workload['id'];
+  pool: ContenderName;
   concurrency: number;
   /** Median over rounds of operations per second. */
   opsPerSec: number;
-  /** Every round's operations per second. */
+  /** Operations per second in each round; round i of every contender ran in the same round. */
   rounds: number[];
-  /**
-   * Median over rounds of this pool's ops/s divided by mysql2's pool's in the same round:
-   * paired, so drift on the machine between rounds cancels out.
-   */
-  ratioToMysql2: number;
+  /** p99 latency in each round, µs. */
+  roundP99Us: number[];
+  /** Over every measured operation of every round, µs. */
   p50Us: number;
   p99Us: number;
 }
 
-export interface Progress {
-  (line: string): void;
+/** Told how far the current step is (0 to 1) and what runs now. */
+export type Tick = (fraction: number, detail: string) => void;
+
+export interface ThroughputSettings {
+  size: number;
+  concurrencies: number[];
+  rounds: number;
+  /** Measured part of each round, per contender. */
+  roundMs: number;
+  /** Unmeasured run before each measured one: warm code, connections back in use. */
+  warmMs: number;
+  /** Unmeasured run of each contender before the first round at a concurrency. */
+  firstWarmMs: number;
 }
 
-async function drive(contender: Contender, concurrency: number, durationMs: number, histogram: hdr.Histogram | undefined): Promise<number> {
+/** Planned wall time of one workload, ms (plus gc and the tail of operations in flight). */
+export const throughputPlanMs = (s: ThroughputSettings, contenders: number) =>
+  s.concurrencies.length * contenders * (s.firstWarmMs + s.rounds * (s.warmMs + s.roundMs + 30));
+
+const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+
+async function drive(contender: Contender, workload: Workload, concurrency: number, durationMs: number, histogram: hdr.Histogram | undefined): Promise<{ opsPerSec: number; ops: number }> {
   let ops = 0;
   const until = performance.now() + durationMs;
-  const worker = async () => {
+  const worker = async (index: number) => {
     while (performance.now() < until) {
       const start = performance.now();
-      await contender.query('SELECT 1');
+      await contender.use(index, workload.run);
       histogram?.recordValue(Math.max(1, Math.round((performance.now() - start) * 1000)));
       ops++;
     }
   };
   const startedAt = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return (ops * 1000) / (performance.now() - startedAt);
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i)));
+  return { opsPerSec: (ops * 1000) / (performance.now() - startedAt), ops };
 }
 
-const median = (values: number[]) => {
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+export const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]! ) / 2;
 };
 
-/** SELECT 1 at each concurrency, for each pool size; also counts this library's pings. */
-export async function throughput(
-  server: TestServer,
-  sizes: number[],
-  concurrencies: number[],
-  rounds: number,
-  roundMs: number,
-  progress: Progress,
-): Promise<{ figures: ThroughputFigure[]; hotPings: number; hotOps: number }> {
-  const figures: ThroughputFigure[] = [];
-  let hotPings = 0;
-  let hotOps = 0;
-  for (const size of sizes) {
-    const contenders = CONTENDER_NAMES.map((name) => createContender(name, { url: server.url, size }));
-    try {
-      for (const c of contenders) await drive(c, size, 300, undefined); // open the connections, warm the JIT
-      for (const concurrency of concurrencies) {
-        const results = contenders.map(() => ({ rounds: [] as number[], histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }) }));
-        const fresh = contenders[0]!;
-        for (let round = 0; round < rounds; round++) {
-          for (const [i, c] of contenders.entries()) {
-            progress(`throughput size=${size} concurrency=${concurrency} round ${round + 1}/${rounds} ${c.name}`);
-            // Each pool starts its round on equal terms: no garbage left by the one before,
-            // its own connections and code warm again.
-            (globalThis as { gc?: () => void }).gc?.();
-            await drive(c, concurrency, Math.min(200, roundMs / 2), undefined);
-            // Pings are counted in the measured part only: the warm-up may bring back
-            // connections that sat idle past connWaitAge while other pools ran, which are
-            // pinged once, as they should be.
-            const pingsBefore = c.pings();
-            const opsPerSec = await drive(c, concurrency, roundMs, results[i]!.histogram);
-            if (c === fresh) hotPings += c.pings() - pingsBefore;
-            results[i]!.rounds.push(opsPerSec);
-            if (i === 0) hotOps += Math.round((opsPerSec * roundMs) / 1000);
-          }
-        }
-        const baselineRounds = results[CONTENDER_NAMES.indexOf('mysql2-pool')]!.rounds;
-        for (const [i, c] of contenders.entries()) {
-          const r = results[i]!;
-          figures.push({
-            pool: c.name as Name,
-            size,
-            concurrency,
-            opsPerSec: median(r.rounds),
-            rounds: r.rounds.map(Math.round),
-            ratioToMysql2: median(r.rounds.map((ops, round) => ops / baselineRounds[round]!)),
-            p50Us: r.histogram.getValueAtPercentile(50),
-            p99Us: r.histogram.getValueAtPercentile(99),
-          });
-          r.histogram.destroy();
-        }
-      }
-    } finally {
-      await Promise.all(contenders.map((c) => c.end()));
-    }
-  }
-  return { figures, hotPings, hotOps };
+/** Opens every contender for the throughput workloads. */
+export function openContenders(server: TestServer, size: number): Contender[] {
+  return CONTENDER_NAMES.map((name) => createContender(name, { url: server.url, size }));
 }
 
-/** Borrow and give back with no statement, one caller: the pool's own cost per borrow. */
-export async function borrowOverhead(server: TestServer, borrows: number, rounds: number, progress: Progress): Promise<Array<{ pool: Name; usPerBorrow: number }>> {
-  const contenders = CONTENDER_NAMES.map((name) => createContender(name, { url: server.url, size: 4 }));
+/**
+ * One workload at each concurrency, every contender, in rotating rounds. Also counts the
+ * pings this library's pools sent in the measured parts, and their operations.
+ */
+export async function throughput(
+  contenders: Contender[],
+  workload: Workload,
+  s: ThroughputSettings,
+  tick: Tick,
+): Promise<{ figures: ThroughputFigure[]; freshPings: number; freshOps: number }> {
+  const figures: ThroughputFigure[] = [];
+  let freshPings = 0;
+  let freshOps = 0;
+  const n = contenders.length;
+  const unitsPerConcurrency = n + s.rounds * n;
+  const totalUnits = s.concurrencies.length * unitsPerConcurrency;
+  for (const [ci, concurrency] of s.concurrencies.entries()) {
+    let unit = ci * unitsPerConcurrency;
+    for (const c of contenders) {
+      tick(unit++ / totalUnits, `concurrency ${concurrency} · warm-up · ${c.name}`);
+      await drive(c, workload, concurrency, s.firstWarmMs, undefined);
+    }
+    const results = contenders.map(() => ({ rounds: [] as number[], roundP99: [] as number[], all: newHistogram() }));
+    const roundHistogram = newHistogram();
+    for (let round = 0; round < s.rounds; round++) {
+      for (let k = 0; k < n; k++) {
+        const i = (round + k) % n;
+        const c = contenders[i]!;
+        tick(unit++ / totalUnits, `concurrency ${concurrency} · round ${round + 1}/${s.rounds} · ${c.name}`);
+        // Each contender starts its round on equal terms: no garbage left by the one before,
+        // its own connections and code warm again.
+        gc();
+        await drive(c, workload, concurrency, s.warmMs, undefined);
+        // Pings are counted in the measured part only.
+        const pingsBefore = c.pings();
+        roundHistogram.reset();
+        const { opsPerSec, ops } = await drive(c, workload, concurrency, s.roundMs, roundHistogram);
+        if (c.name.startsWith('fresh-pool')) {
+          freshPings += c.pings() - pingsBefore;
+          freshOps += ops;
+        }
+        const r = results[i]!;
+        r.rounds.push(opsPerSec);
+        r.roundP99.push(roundHistogram.getValueAtPercentile(99));
+        r.all.add(roundHistogram);
+      }
+    }
+    roundHistogram.destroy();
+    for (const [i, c] of contenders.entries()) {
+      const r = results[i]!;
+      figures.push({
+        workload: workload.id,
+        pool: c.name,
+        concurrency,
+        opsPerSec: median(r.rounds),
+        rounds: r.rounds.map((x) => Math.round(x * 10) / 10),
+        roundP99Us: r.roundP99,
+        p50Us: r.all.getValueAtPercentile(50),
+        p99Us: r.all.getValueAtPercentile(99),
+      });
+      r.all.destroy();
+    }
+  }
+  tick(1, 'done');
+  return { figures, freshPings, freshOps };
+}
+
+/** The contenders that are pools, for the borrow and fault workloads. */
+const POOLS: ContenderName[] = ['fresh-pool', 'mysql2-pool', 'generic-pool', 'generic-pool+ping'];
+
+/** Borrow and give back with no statement, one caller, for `roundMs` per round: the pool's own cost. */
+export async function borrowOverhead(server: TestServer, rounds: number, roundMs: number, tick: Tick): Promise<Array<{ pool: ContenderName; usPerBorrow: number; rounds: number[] }>> {
+  const contenders = POOLS.map((name) => createContender(name, { url: server.url, size: 4 }));
   const perRound = contenders.map(() => [] as number[]);
   try {
-    for (const c of contenders) for (let i = 0; i < 1_000; i++) await c.borrow();
+    for (const c of contenders) for (let i = 0; i < 200; i++) await c.borrow!();
     for (let round = 0; round < rounds; round++) {
-      for (const [i, c] of contenders.entries()) {
-        progress(`borrow overhead round ${round + 1}/${rounds} ${c.name}`);
+      for (let k = 0; k < contenders.length; k++) {
+        const i = (round + k) % contenders.length;
+        const c = contenders[i]!;
+        tick((round * contenders.length + k) / (rounds * contenders.length), `round ${round + 1}/${rounds} · ${c.name}`);
+        gc();
+        let borrows = 0;
         const start = performance.now();
-        for (let n = 0; n < borrows; n++) await c.borrow();
+        const until = start + roundMs;
+        while (performance.now() < until) {
+          // Batches of 10, so reading the clock costs little next to a borrow.
+          for (let b = 0; b < 10; b++) await c.borrow!();
+          borrows += 10;
+        }
         perRound[i]!.push(((performance.now() - start) * 1000) / borrows);
       }
     }
   } finally {
     await Promise.all(contenders.map((c) => c.end()));
   }
-  return contenders.map((c, i) => ({ pool: c.name as Name, usPerBorrow: median(perRound[i]!) }));
+  return contenders.map((c, i) => ({ pool: c.name, usPerBorrow: median(perRound[i]!), rounds: perRound[i]!.map((x) => Math.round(x * 1000) / 1000) }));
 }
 
 /** Connections left idle past connWaitAge, then used: the ping is paid then, and only then. */
@@ -137,19 +253,20 @@ export async function idleStretches(
   cycles: number,
   idleMs: number,
   burst: number,
-  progress: Progress,
+  tick: Tick,
 ): Promise<{ connWaitAgeMs: number; borrows: number; pings: number; pingsPer1000: number }> {
   const connWaitAgeMs = Math.floor(idleMs * 0.6);
   const fresh = createContender('fresh-pool', { url: server.url, size: 8, connWaitAge: connWaitAgeMs });
+  const select1 = WORKLOADS[0]!.run;
   let borrows = 0;
   try {
-    await fresh.query('SELECT 1');
+    await fresh.use(0, select1);
     const before = fresh.pings();
     for (let cycle = 0; cycle < cycles; cycle++) {
-      progress(`idle stretches cycle ${cycle + 1}/${cycles}`);
+      tick(cycle / cycles, `cycle ${cycle + 1}/${cycles}: ${idleMs} ms idle, then ${burst} borrows`);
       await sleep(idleMs);
       for (let i = 0; i < burst; i++) {
-        await fresh.query('SELECT 1');
+        await fresh.use(0, select1);
         borrows++;
       }
     }
@@ -161,27 +278,31 @@ export async function idleStretches(
 }
 
 export interface FaultFigure {
-  pool: Name;
+  pool: ContenderName;
   calls: number;
   errors: number;
   /** Error codes seen, with counts. */
   codes: Record<string, number>;
 }
 
+/** Planned wall time of the fault workload, ms. */
+export const faultsPlanMs = (waitTimeoutSeconds: number, cycles: number) => cycles * (2 * (waitTimeoutSeconds * 1000 + 1_000) + 300 + 400);
+
 /**
  * A server with a short wait_timeout; each cycle: an idle stretch past it, a busy-loop
  * stretch past it, and a KILL of every pooled connection while the loop is busy; after each,
  * `callsPerPhase` concurrent calls on every pool, issued at once. Counts what users would see.
  */
-export async function faults(server: TestServer, waitTimeoutSeconds: number, cycles: number, callsPerPhase: number, progress: Progress): Promise<FaultFigure[]> {
-  const contenders = CONTENDER_NAMES.map((name) => createContender(name, { url: server.url, size: callsPerPhase }));
-  const figures: FaultFigure[] = contenders.map((c) => ({ pool: c.name as Name, calls: 0, errors: 0, codes: {} }));
+export async function faults(server: TestServer, waitTimeoutSeconds: number, cycles: number, callsPerPhase: number, tick: Tick): Promise<FaultFigure[]> {
+  const contenders = POOLS.map((name) => createContender(name, { url: server.url, size: callsPerPhase }));
+  const figures: FaultFigure[] = contenders.map((c) => ({ pool: c.name, calls: 0, errors: 0, codes: {} }));
+  const select1 = WORKLOADS[0]!.run;
   const burst = () =>
     Promise.all(
       contenders.flatMap((c, i) =>
-        Array.from({ length: callsPerPhase }, () => {
+        Array.from({ length: callsPerPhase }, (_, worker) => {
           figures[i]!.calls++;
-          return c.query('SELECT 1').catch((err: { code?: unknown; message?: string }) => {
+          return c.use(worker, select1).catch((err: { code?: unknown; message?: string }) => {
             const code = String(err.code ?? err.message);
             figures[i]!.errors++;
             figures[i]!.codes[code] = (figures[i]!.codes[code] ?? 0) + 1;
@@ -192,14 +313,15 @@ export async function faults(server: TestServer, waitTimeoutSeconds: number, cyc
   const stretchMs = waitTimeoutSeconds * 1000 + 1_000;
   try {
     for (let cycle = 0; cycle < cycles; cycle++) {
-      progress(`faults cycle ${cycle + 1}/${cycles}: idle stretch`);
+      tick(cycle / cycles, `cycle ${cycle + 1}/${cycles}: idle stretch past wait_timeout`);
       await burst();
       await sleep(stretchMs);
       await burst();
-      progress(`faults cycle ${cycle + 1}/${cycles}: busy event loop`);
+      tick((cycle + 0.45) / cycles, `cycle ${cycle + 1}/${cycles}: busy event loop past wait_timeout`);
+      // The event loop is blocked here: the display cannot move until it is free.
       busyWait(stretchMs);
       await burst();
-      progress(`faults cycle ${cycle + 1}/${cycles}: KILL while busy`);
+      tick((cycle + 0.9) / cycles, `cycle ${cycle + 1}/${cycles}: KILL while busy`);
       const ids = await server.query<Array<{ id: number }>>(
         "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Daemon' AND USER = 'root'",
       );
@@ -214,21 +336,21 @@ export async function faults(server: TestServer, waitTimeoutSeconds: number, cyc
 }
 
 /** Heap after a warm-up and after `borrows` borrows of this library's pool. Needs --expose-gc. */
-export async function memory(server: TestServer, borrows: number, progress: Progress): Promise<{ borrows: number; heapBeforeBytes: number; heapAfterBytes: number; bytesPerBorrow: number } | undefined> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) return undefined;
+export async function memory(server: TestServer, borrows: number, tick: Tick): Promise<{ borrows: number; heapBeforeBytes: number; heapAfterBytes: number; bytesPerBorrow: number } | undefined> {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) return undefined;
   const fresh = createContender('fresh-pool', { url: server.url, size: 4 });
   try {
-    for (let i = 0; i < 20_000; i++) await fresh.borrow();
-    gc();
-    gc();
+    for (let i = 0; i < 20_000; i++) await fresh.borrow!();
+    collect();
+    collect();
     const heapBeforeBytes = process.memoryUsage().heapUsed;
     for (let i = 0; i < borrows; i++) {
-      if (i % 100_000 === 0) progress(`memory: ${i.toLocaleString('en')} / ${borrows.toLocaleString('en')} borrows`);
-      await fresh.borrow();
+      if (i % 25_000 === 0) tick(i / borrows, `${i.toLocaleString('en')} / ${borrows.toLocaleString('en')} borrows`);
+      await fresh.borrow!();
     }
-    gc();
-    gc();
+    collect();
+    collect();
     const heapAfterBytes = process.memoryUsage().heapUsed;
     return { borrows, heapBeforeBytes, heapAfterBytes, bytesPerBorrow: (heapAfterBytes - heapBeforeBytes) / borrows };
   } finally {

@@ -21,6 +21,8 @@ const run = promisify(execFile);
 export interface ServerOptions {
   /** The server's global wait_timeout, in seconds. Default 28800 (MariaDB's own). */
   waitTimeoutSeconds?: number;
+  /** Pins the server to this CPU core (`taskset -c`). Default: not pinned. */
+  cpu?: number;
 }
 
 export interface TestServer {
@@ -104,7 +106,8 @@ async function privateServer(options: ServerOptions): Promise<TestServer> {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const ping = `mariadb-admin --no-defaults --protocol=tcp -h${host} -P${port} -uroot ping >/dev/null 2>&1`;
   // setsid: the server is nobody's child here, so a stop is not confused by a zombie.
-  const startScript = `setsid mariadbd ${args.map(q).join(' ')} </dev/null >/dev/null 2>&1 &
+  const pin = options.cpu === undefined ? '' : `taskset -c ${Number(options.cpu)} `;
+  const startScript = `setsid ${pin}mariadbd ${args.map(q).join(' ')} </dev/null >/dev/null 2>&1 &
 for i in $(seq 1 600); do ${ping} && exec mariadb --no-defaults --protocol=tcp -h${host} -P${port} -uroot -e 'CREATE DATABASE IF NOT EXISTS test'; sleep 0.05; done
 cat ${q(join(dir, 'error.log'))} >&2; exit 1`;
   const stopScript = `[ -e ${q(pidFile)} ] || exit 0
