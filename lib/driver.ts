@@ -376,10 +376,15 @@ export function statement<T>(
     holder = {};
     Error.captureStackTrace(holder, stackFrom);
   }
-  const sent = new Promise<T>((resolve, reject) => {
+  return new Promise<T>((resolve, reject) => {
     const done: StatementCallback = (err, rows, fields) => {
       observer.observe(err, rows, fields, conn);
       if (err) {
+        if (stackTraces === 'async') {
+          const rejection = stampedRejection();
+          resolve(rejection.promise); // adopted first: the caller's await is then chained to it
+          return rejection.reject(err); // so the stamp, a turn later, sees the caller's frames
+        }
         if (holder?.stack) {
           const lines = holder.stack.split('\n');
           lines[0] = `${err.name}: ${err.message}`;
@@ -403,6 +408,16 @@ export function statement<T>(
       reject(err);
     }
   });
-  // One reaction, no stack capture, on success; the stamp is paid only by a failure.
-  return stackTraces === 'async' ? sent.then(undefined, stampAtAwaiter) : sent;
+}
+
+/**
+ * What a failed statement's promise is resolved with: a promise that, once rejected, re-stamps
+ * the error in its rejection handler. Rejected only after the statement's promise has adopted
+ * it, the handler runs with the caller's await chained to it, and V8's async stack trace walks
+ * up to the caller. Paid only by a failure: a statement that succeeds allocates nothing for stacks.
+ */
+function stampedRejection(): { promise: Promise<never>; reject(reason: unknown): void } {
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<never>((_, rejectSource) => (reject = rejectSource)).then(undefined, stampAtAwaiter);
+  return { promise, reject };
 }
