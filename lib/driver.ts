@@ -377,7 +377,12 @@ export function statement<T>(
     Error.captureStackTrace(holder, stackFrom);
   }
   return new Promise<T>((resolve, reject) => {
+    let answered = false;
     const done: StatementCallback = (err, rows, fields) => {
+      // mysql2 can call a command back twice: once with its error, then again when the socket
+      // is destroyed from inside that first call. Only the first answer counts.
+      if (answered) return;
+      answered = true;
       observer.observe(err, rows, fields, conn);
       if (err) {
         if (stackTraces === 'async') {

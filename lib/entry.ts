@@ -128,7 +128,9 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     if (--this.inFlight === 0 && this.onSettled !== undefined) {
       const settled = this.onSettled;
       this.onSettled = undefined;
-      settled();
+      // Not from inside mysql2's callback: the return may close the socket, and mysql2 would
+      // re-enter the command being answered.
+      queueMicrotask(settled);
     }
   }
 

@@ -177,3 +177,27 @@ t.test('a failed ordinary statement costs one ROLLBACK on return, and the connec
   t.equal(await pool.withConnection(connectionId), id, 'the same connection is lent again');
   t.same(pool.stats().destroyed, {}, 'nothing destroyed');
 });
+
+t.test('a statement left running loses its connection: its own handler sees it, nothing goes unhandled', async (t) => {
+  const { pool } = newPool(t);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+  for (let round = 0; round < 3; round++) {
+    let dangling: Promise<unknown> | undefined;
+    const id = await pool.withConnection(async (conn) => {
+      const own = await connectionId(conn);
+      dangling = conn.query('SELECT SLEEP(1)').catch((e: { code?: string }) => e.code); // never awaited by fn
+      return own;
+    });
+    await sleep(100);
+    await server.query(`KILL CONNECTION ${id}`);
+    // mysql2 answers the dying command twice (its error, then again as the socket goes): the
+    // second answer must not make a second, unadopted rejection.
+    t.match(await dangling, /PROTOCOL_CONNECTION_LOST|ER_CONNECTION_KILLED/, `round ${round}: the caller's own catch got the loss`);
+    await sleep(50);
+  }
+  t.same(unhandled, [], 'no unhandled rejection');
+  t.equal(await pool.withConnection(() => 'lent'), 'lent', 'the pool lends again: its in-flight count stayed true');
+});
