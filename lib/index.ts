@@ -2,7 +2,7 @@
  * mysql-fresh-pool: a MySQL/MariaDB pool on mysql2 and generic-pool that never lends a
  * connection the server has already closed.
  */
-export { createPool, FreshPool, type EndOptions, type Lease, type PoolConnection } from './pool.js';
+export { createPool, FreshPool, type EndOptions, type Lease, type PoolConnection } from './pool/index.js';
 export type { AcquireEvent, ConnectionEvent, EvictEvent, FreshPoolEvents } from './events.js';
 export { DEFAULTS, type FreshPoolConfig } from './config.js';
 export type { IsolationLevel, TransactionOptions } from './transaction.js';

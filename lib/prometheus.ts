@@ -9,7 +9,7 @@
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
 import type { PoolStats } from './errors.js';
 import { InvalidArgumentError } from './errors.js';
-import type { FreshPool } from './pool.js';
+import type { FreshPool } from './pool/index.js';
 
 /** Options of `registerPoolMetrics`. */
 export interface PoolMetricsOptions {

@@ -6,7 +6,7 @@ import mysql from 'mysql2/promise';
 import { eq, sql } from 'drizzle-orm';
 import { int, mysqlTable, varchar } from 'drizzle-orm/mysql-core';
 import { drizzle } from 'drizzle-orm/mysql2';
-import { createPool } from '../lib/pool.js';
+import { createPool } from '../lib/pool/index.js';
 import { PoolClosedError, TransactionLostError } from '../lib/errors.js';
 import { createMysql2Adapter, Mysql2PoolAdapter } from '../lib/mysql2-adapter/index.js';
 import { UnsupportedOperationError } from '../lib/errors.js';

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import mysql from 'mysql2';
 import { Kysely, MysqlDialect, sql, type Generated, type MysqlPool } from 'kysely';
-import { createPool } from '../lib/pool.js';
+import { createPool } from '../lib/pool/index.js';
 import { PoolClosedError, TransactionLostError } from '../lib/errors.js';
 import { createMysql2Adapter } from '../lib/mysql2-adapter/index.js';
 import { captureLog } from './helpers/log.js';

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import type { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
-import { createPool } from '../lib/pool.js';
+import { createPool } from '../lib/pool/index.js';
 import { ConnectionReleasedError } from '../lib/errors.js';
 import { createMysql2Adapter } from '../lib/mysql2-adapter/index.js';
 import { captureLog } from './helpers/log.js';

@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import mysql from 'mysql2/promise';
 import type { Connection, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { createPool, type PoolConnection as LentPoolConnection } from '../lib/pool.js';
+import { createPool, type PoolConnection as LentPoolConnection } from '../lib/pool/index.js';
 import { ConnectionReleasedError, PoolClosedError } from '../lib/errors.js';
 import { createMysql2Adapter, Mysql2AdapterConnection, type Mysql2PoolAdapter, type StatementCallback } from '../lib/mysql2-adapter/index.js';
 import { UnsupportedOperationError } from '../lib/errors.js';

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Connection, ConnectionOptions, ExecuteValues, FieldPacket, QueryOptions, QueryResult, QueryValues } from 'mysql2/promise';
 import { ConnectionReleasedError } from '../errors.js';
 import type { LentConnection } from '../lent-connection.js';
-import type { Lease, PoolConnection } from '../pool.js';
+import type { Lease, PoolConnection } from '../pool/index.js';
 import { callbackOnly, runStatement, type StatementCallback } from './callbacks.js';
 import { CommandQueue, type Command } from './command-queue.js';
 import { Mysql2AdapterQuery, type StreamOptions } from './query.js';

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import mysql from 'mysql2/promise';
 import type { Connection, ConnectionOptions, ExecuteValues, FieldPacket, QueryOptions, QueryResult, QueryValues } from 'mysql2/promise';
 import { UnsupportedOperationError } from '../errors.js';
-import type { FreshPool } from '../pool.js';
+import type { FreshPool } from '../pool/index.js';
 import { callbackOnly, runStatement, settle, type StatementCallback } from './callbacks.js';
 import { Mysql2AdapterConnection } from './connection.js';
 

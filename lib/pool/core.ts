@@ -1,0 +1,63 @@
+/**
+ * What the parts of one pool share. The paths (borrow, statement check, return, shutdown)
+ * are functions over this record rather than methods of `FreshPool`, so each can be read
+ * alone; none of them imports another path's file or the pool's public class.
+ */
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config.js';
+import type { Connector } from '../connector.js';
+import type { PoolEntry } from '../entry.js';
+import type { PoolStats } from '../errors.js';
+import type { FreshPoolEvents } from '../events.js';
+import type { Housekeeping } from '../housekeeping.js';
+import type { LoopWatch } from '../loop-watch.js';
+import type { ResourcePool } from '../resource-pool.js';
+import { PoolCounters } from './counters.js';
+
+/** Where the parts emit the pool's events: the `FreshPool` itself. */
+export interface PoolEventSink {
+  listenerCount(event: keyof FreshPoolEvents): number;
+  emit<E extends keyof FreshPoolEvents>(event: E, ...args: FreshPoolEvents[E]): boolean;
+}
+
+/** One pool's parts, counters and the state its paths read and set. Times are ms since the epoch. */
+export class PoolCore {
+  readonly config: ResolvedConfig;
+  readonly log: Logger;
+  readonly events: PoolEventSink;
+  readonly connector: Connector;
+  readonly resources: ResourcePool<PoolEntry>;
+  readonly housekeeping: Housekeeping;
+  readonly loopWatch: LoopWatch;
+  readonly counters = new PoolCounters();
+  /** Connections last used before this moment (ms) are checked before use: one was found dead. */
+  suspectBeforeMs = 0;
+  /** The last failed ping, with the connect attempt count at that moment. */
+  lastPingFailure: { error: Error; atAttempt: number } | undefined = undefined;
+  /** The shutdown `end()` started; set from the first call on. */
+  ending: Promise<void> | undefined = undefined;
+  /** Set when an `end({ timeout })` expires: borrowed connections are being closed under their users. */
+  forcedClose = false;
+  /** `end()` has finished. */
+  ended = false;
+  /** Resolves the wait of `end()` for borrowed connections early (an `end({ timeout })` expired). */
+  forceEnd: (() => void) | undefined = undefined;
+  /** The timers of `end({ timeout })` calls, cleared when the shutdown finishes. */
+  readonly endTimers = new Set<NodeJS.Timeout>();
+
+  /** Takes the parts the pool built; they call back into the paths, which take this core. */
+  constructor(parts: Pick<PoolCore, 'config' | 'log' | 'events' | 'connector' | 'resources' | 'housekeeping' | 'loopWatch'>) {
+    this.config = parts.config;
+    this.log = parts.log;
+    this.events = parts.events;
+    this.connector = parts.connector;
+    this.resources = parts.resources;
+    this.housekeeping = parts.housekeeping;
+    this.loopWatch = parts.loopWatch;
+  }
+
+  /** A frozen snapshot of the pool's counters. */
+  stats(): PoolStats {
+    return this.counters.snapshot(this.resources, this.connector);
+  }
+}
