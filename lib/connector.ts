@@ -47,6 +47,8 @@ export class Connector {
   readonly #dialing = new Set<driver.Dialing>();
   /** Connections made and still being set up (session setup, wait_timeout read), destroyed by `close()`. */
   readonly #settingUp = new Set<DriverConnection>();
+  /** Session setups under way (new or reset connections), abandoned by `close()` or their deadline. */
+  readonly #setupsUnderWay = new Set<(reason: Error) => void>();
   /** Connect attempts that failed, since the pool started. */
   failures = 0;
   /** Connect attempts made, since the pool started. */
@@ -69,6 +71,7 @@ export class Connector {
     this.#sleeping.clear();
     for (const dialing of this.#dialing) dialing.abort(new PoolClosedError());
     for (const conn of this.#settingUp) driver.destroySocket(conn, 'Connection closed by end() while it was being set up');
+    for (const abandon of this.#setupsUnderWay) abandon(new PoolClosedError());
     while (this.#underWay.size !== 0) await Promise.allSettled([...this.#underWay]);
   }
 
@@ -148,11 +151,21 @@ export class Connector {
     const setup = this.#config.setup;
     if (!hasSessionSetup(setup)) return;
     const timeoutMs = this.#config.acquireTimeoutMs;
-    const watchdog = driver.destroyUnlessDoneWithin(conn, timeoutMs, `Session setup did not finish within ${timeoutMs} ms`);
+    // Raced, not only watched: an onConnect waiting on something else than this connection (a
+    // token fetch, a forgotten promise) would otherwise hold a slot, and end(), for ever.
+    let abandon!: (reason: Error) => void;
+    const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+    const timer = setTimeout(() => {
+      driver.destroySocket(conn, `Session setup did not finish within ${timeoutMs} ms`);
+      abandon(new ConnectionSetupError(`its end (acquireTimeout, ${timeoutMs} ms)`, new Error('initSql and onConnect did not finish in time')));
+    }, timeoutMs);
+    timer.unref();
+    this.#setupsUnderWay.add(abandon);
     try {
-      await runSessionSetup(conn, setup);
+      await Promise.race([runSessionSetup(conn, setup), abandoned]);
     } finally {
-      watchdog.cancel();
+      clearTimeout(timer);
+      this.#setupsUnderWay.delete(abandon);
     }
   }
 

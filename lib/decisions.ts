@@ -48,8 +48,12 @@ export function statementVerdict(
   nowMs: number,
   connWaitAgeMs: number | undefined,
   suspectBeforeMs = 0,
+  statementsInFlight = 0,
 ): Exclude<BorrowVerdict, 'maxAge'> {
-  return knownClosed ? 'closed' : idleVerdict(times, nowMs, connWaitAgeMs, suspectBeforeMs);
+  if (knownClosed) return 'closed';
+  // A connection with statements still running is busy, not idle: a ping would only queue
+  // behind them, and its timeout would tear down the healthy statement it waited for.
+  return statementsInFlight !== 0 ? 'use' : idleVerdict(times, nowMs, connWaitAgeMs, suspectBeforeMs);
 }
 
 // A clock that went backwards (idle time below zero) means the idle time is unknown, so the

@@ -15,6 +15,8 @@ interface CoreConnection {
   _fatalError?: unknown;
   _protocolError?: unknown;
   stream?: { destroyed?: boolean; destroy(): void; end(): void; once(event: 'close', listener: () => void): void };
+  _command?: unknown;
+  _commands?: { length: number };
   _notifyError?(err: Error): void;
   ping(callback: (err: Error | null) => void): void;
   end(callback: (err?: Error | null) => void): void;
@@ -149,13 +151,18 @@ export function pingWithin(conn: DriverConnection, timeoutMs: number): Promise<P
  */
 export function destroySocket(conn: DriverConnection, why = 'Connection closed by the pool'): void {
   const c = core(conn);
-  if (c._closing !== true && c._fatalError == null) {
+  // Also when mysql2 is already closing (its destroy() or end() half-closes): commands still
+  // waiting for an answer would otherwise never get one, since mysql2 ignores the socket's
+  // close while closing.
+  const pending = c._command != null || (c._commands?.length ?? 0) !== 0;
+  if (c._fatalError == null && (c._closing !== true || pending)) {
     const err = Object.assign(new Error(why), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true });
     try {
       c._notifyError?.(err);
     } catch {
       // a listener threw: the connection is being destroyed all the same
     }
+    c._fatalError ??= err;
   }
   try {
     c.close();
@@ -320,9 +327,11 @@ export function isConnectionLevelError(err: unknown): boolean {
 
 /** Told of each statement as it is sent, and of its outcome before its promise settles. */
 export interface StatementObserver {
-  /** Statements sent and not yet answered; `statement()` counts up, `observe` counts down. */
+  /** Statements sent and not yet answered; `statement()` counts up, `observe` or `unsent` count down. */
   inFlight: number;
   observe(err: unknown, rows: unknown, fields: unknown, conn: DriverConnection): void;
+  /** The statement counted was refused before anything was sent. */
+  unsent(): void;
 }
 
 interface CoreStatements {
@@ -369,7 +378,6 @@ export function statement<T>(
   stackFrom: (...args: never[]) => unknown,
   stackTraces: StackTraces,
 ): Promise<T> {
-  if (typeof values === 'function') throw new Error('Callback function is not available with promise clients.');
   const c = (conn as unknown as { connection: CoreStatements }).connection;
   let holder: { stack?: string } | undefined;
   if (stackTraces === 'capture') {
@@ -409,7 +417,9 @@ export function statement<T>(
       else c.execute(sql, values, done);
     } catch (err) {
       // Refused before anything was sent (bad arguments): nothing in flight, state unchanged.
-      observer.inFlight--;
+      if (answered) return;
+      answered = true;
+      observer.unsent();
       reject(err);
     }
   });

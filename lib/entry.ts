@@ -69,9 +69,14 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
   untracked = false;
   /** The session's user or default database was changed (`changeUser`, `USE`): never lent again. */
   identityChanged = false;
-  /** Statements sent on this slot and not yet answered. */
+  /** `query`/`execute` statements sent on this slot and not yet answered. */
   inFlight = 0;
-  /** Run once when the last statement in flight settles: a return that waits for them. */
+  /**
+   * Statements the borrower issued that wait for the check before them (a ping, a
+   * replacement): not sent yet, but the borrower's all the same, so a return waits for them.
+   */
+  awaitingCheck = 0;
+  /** Run once when no statement is in flight or awaiting its check: a return that waits for them. */
   onSettled: (() => void) | undefined = undefined;
   /** The ping in flight (validation or keep-alive); a borrow waits for its outcome. */
   pinging: Promise<PingOutcome> | undefined = undefined;
@@ -125,13 +130,34 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
         if (header !== undefined) this.noteOk(header);
       }
     }
-    if (--this.inFlight === 0 && this.onSettled !== undefined) {
-      const settled = this.onSettled;
-      this.onSettled = undefined;
-      // Not from inside mysql2's callback: the return may close the socket, and mysql2 would
-      // re-enter the command being answered.
-      queueMicrotask(settled);
-    }
+    this.inFlight--;
+    this.#settleIfIdle();
+  }
+
+  /** A statement counted as sent was refused before anything went out (bad arguments). */
+  unsent(): void {
+    this.inFlight--;
+    this.#settleIfIdle();
+  }
+
+  /** A statement waiting for its check has been sent, or failed its check. */
+  checked(): void {
+    this.awaitingCheck--;
+    this.#settleIfIdle();
+  }
+
+  /** Whether a statement of the borrower's is in flight or waiting for its check. */
+  get busy(): boolean {
+    return this.inFlight !== 0 || this.awaitingCheck !== 0;
+  }
+
+  #settleIfIdle(): void {
+    if (this.busy || this.onSettled === undefined) return;
+    const settled = this.onSettled;
+    this.onSettled = undefined;
+    // Not from inside mysql2's callback: the return may close the socket, and mysql2 would
+    // re-enter the command being answered.
+    queueMicrotask(settled);
   }
 
   /** Records what an OK packet says: transaction flags, and a change of default database. */
@@ -149,6 +175,7 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
 
   /** Whether a transaction may be open, as far as the tracked statements tell. */
   get mayHaveTransaction(): boolean {
-    return this.inTransaction || this.autocommitOff || this.transactionUnknown || this.untracked;
+    // An unanswered statement may be the START TRANSACTION no OK packet has reported yet.
+    return this.inTransaction || this.autocommitOff || this.transactionUnknown || this.untracked || this.inFlight !== 0;
   }
 }

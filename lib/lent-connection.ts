@@ -196,9 +196,22 @@ export class LentConnection {
     stackFrom: (...args: never[]) => unknown,
   ): Promise<[T, FieldPacket[]]> {
     if (!this.#lent) return Promise.reject(new ConnectionReleasedError());
+    if (typeof values === 'function') return Promise.reject(new Error('Callback function is not available with promise clients.'));
     const entry = this.#entry;
     const gate = this.#gate;
     if (!gate.needsCheck(entry)) return statement(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces);
-    return gate.freshen(entry).then(() => statement(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces));
+    // The borrower's from now on: a return waits for it, even while its check reconnects.
+    entry.awaitingCheck++;
+    return gate.freshen(entry).then(
+      () => {
+        const sent = statement<[T, FieldPacket[]]>(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces);
+        entry.checked(); // counted as in flight by statement() first
+        return sent;
+      },
+      (err: unknown) => {
+        entry.checked();
+        throw err;
+      },
+    );
   }
 }

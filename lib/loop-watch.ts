@@ -4,7 +4,8 @@
  * connection is dead, and a borrow made right after the stall would lend it. After a stall
  * the pool lets the loop poll its sockets once (delivering any pending 'end' / 'error') before it trusts a connection, which costs no round trip.
  *
- * The cost on the hot path is one comparison; the watch itself is one unref'd interval timer.
+ * The cost on the hot path is one comparison; the watch itself is one unref'd interval timer
+ * and one setImmediate per tick.
  */
 
 /** Watches for stalls; times in ms since the epoch. */

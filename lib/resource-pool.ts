@@ -1,6 +1,8 @@
 /**
- * generic-pool 3.9 with the one operation it lacks: taking a specific idle resource out at
- * once (a connection the server closed while it sat idle). This is the only file that knows
+ * generic-pool 3.9 with what it lacks: taking a specific idle resource out at once (a
+ * connection the server closed while it sat idle), listing idle and lent resources, failing
+ * the waiting borrows, and a borrow and return with no queue, promise or timer when a
+ * resource is idle and nobody waits (the hot path). This is the only file that knows
  * generic-pool's internals; the version is pinned exactly in package.json, and the
  * constructor checks the internals it relies on so an upgrade fails loudly, not silently.
  */

@@ -80,16 +80,9 @@ export class CommandQueue {
       this.fill(
         command,
         (done) => {
-          attempt(send).then(
-            (value) => {
-              resolve(value);
-              done();
-            },
-            (err: unknown) => {
-              reject(err);
-              done();
-            },
-          );
+          // One native chain from the statement to the caller's await (no side branch), so a
+          // failure's async stack trace still reaches the caller.
+          resolve(attempt(send).finally(done));
         },
         reject,
       );

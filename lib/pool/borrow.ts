@@ -6,7 +6,7 @@
 import type { BorrowVerdict } from '../decisions.js';
 import type { PoolEntry } from '../entry.js';
 import { AcquireTimeoutError, ConnectionSetupError, PoolClosedError } from '../errors.js';
-import type { PoolCore } from './core.js';
+import { emitSafely, type PoolCore } from './core.js';
 import { borrowVerdictOf, letLoopTurn, ping, suspectIdle } from './liveness.js';
 
 // Internal: the same name generic-pool gives its own acquire timeout; never reaches users.
@@ -70,7 +70,7 @@ function noteAcquire(core: PoolCore, entry: PoolEntry, waitMs: number): void {
   counters.acquires++;
   counters.acquireWaitMsTotal += waitMs;
   if (waitMs > counters.acquireWaitMsMax) counters.acquireWaitMsMax = waitMs;
-  if (core.events.listenerCount('acquire') !== 0) core.events.emit('acquire', { pool: core.config.name, connId: entry.id, waitMs });
+  if (core.events.listenerCount('acquire') !== 0) emitSafely(core, 'acquire', { pool: core.config.name, connId: entry.id, waitMs });
 }
 
 function acquireFailure(core: PoolCore, err: unknown): Error {
@@ -127,7 +127,7 @@ async function checkBeforeLending(core: PoolCore, entry: PoolEntry, verdict: Bor
     }
     verdict = borrowVerdictOf(core, entry, Date.now());
   }
-  if (verdict === 'use') {
+  if (verdict === 'use' && core.loopWatch.stalled(Date.now())) {
     // A close that arrived during the stall is still unread: let the loop deliver it first.
     await letLoopTurn(core);
     verdict = borrowVerdictOf(core, entry, Date.now());

@@ -20,6 +20,22 @@ export interface PoolEventSink {
   emit<E extends keyof FreshPoolEvents>(event: E, ...args: FreshPoolEvents[E]): boolean;
 }
 
+/**
+ * Emits a pool event without letting a throwing listener leave the pool half-way through a
+ * state change (a slot lent with no holder, a destroy that skipped its top-up): the pool's
+ * step finishes, and the listener's error is thrown afterwards, as an uncaught exception of
+ * the listener's own, the way EventEmitter reports one.
+ */
+export function emitSafely<E extends keyof FreshPoolEvents>(core: { readonly events: PoolEventSink }, event: E, ...args: FreshPoolEvents[E]): void {
+  try {
+    core.events.emit(event, ...args);
+  } catch (err) {
+    process.nextTick(() => {
+      throw err;
+    });
+  }
+}
+
 /** One pool's parts, counters and the state its paths read and set. Times are ms since the epoch. */
 export class PoolCore {
   readonly config: ResolvedConfig;
@@ -44,6 +60,8 @@ export class PoolCore {
   forceEnd: (() => void) | undefined = undefined;
   /** The timers of `end({ timeout })` calls, cleared when the shutdown finishes. */
   readonly endTimers = new Set<NodeJS.Timeout>();
+  /** Connections being closed (COM_QUIT, bounded by `closeTimeout`); `end()` waits for them. */
+  readonly closing = new Set<Promise<void>>();
 
   /** Takes the parts the pool built; they call back into the paths, which take this core. */
   constructor(parts: Pick<PoolCore, 'config' | 'log' | 'events' | 'connector' | 'resources' | 'housekeeping' | 'loopWatch'>) {

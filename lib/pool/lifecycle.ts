@@ -8,7 +8,7 @@ import { jitteredMaxAgeMs } from '../decisions.js';
 import * as driver from '../driver.js';
 import type { DriverConnection } from '../driver.js';
 import { PoolEntry, type EvictReason } from '../entry.js';
-import type { PoolCore } from './core.js';
+import { emitSafely, type PoolCore } from './core.js';
 import { ping, suspectIdle } from './liveness.js';
 
 // Routine evictions are debug; the ones that mean a connection died are info.
@@ -28,7 +28,7 @@ export function watch(core: PoolCore, entry: PoolEntry, conn: DriverConnection):
   driver.onConnectionLost(conn, (reason, err) => onConnectionLost(core, entry, conn, reason, err));
   core.counters.created++;
   core.log.debug({ connId: entry.id }, 'connection created');
-  if (core.events.listenerCount('create') !== 0) core.events.emit('create', { pool: core.config.name, connId: entry.id });
+  if (core.events.listenerCount('create') !== 0) emitSafely(core, 'create', { pool: core.config.name, connId: entry.id });
 }
 
 // A connection the server closed while it sat idle leaves the pool now, not at its next
@@ -58,8 +58,11 @@ export function closeLogged(core: PoolCore, entry: PoolEntry): Promise<void> {
   const fields = { connId: entry.id, reason, ageMs: nowMs - entry.createdAt, idleMs: nowMs - entry.lastAccessAt };
   if (ROUTINE_EVICTIONS.has(reason)) core.log.debug(fields, 'connection evicted');
   else core.log.info(fields, 'connection evicted');
-  if (core.events.listenerCount('evict') !== 0) core.events.emit('evict', { pool: core.config.name, ...fields });
-  return driver.close(entry.conn, DEFAULTS.closeTimeout);
+  if (core.events.listenerCount('evict') !== 0) emitSafely(core, 'evict', { pool: core.config.name, ...fields });
+  const closed = driver.close(entry.conn, DEFAULTS.closeTimeout);
+  core.closing.add(closed);
+  void closed.then(() => core.closing.delete(closed));
+  return closed;
 }
 
 /** Housekeeping's keep-alive: pings an idle entry and takes it out when dead. Never rejects. */

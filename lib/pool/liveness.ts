@@ -21,7 +21,7 @@ export function borrowVerdictOf(core: PoolCore, entry: PoolEntry, nowMs: number)
 
 /** What a statement does with `entry` as of `nowMs` (ms since the epoch); no I/O. */
 export function statementVerdictOf(core: PoolCore, entry: PoolEntry, nowMs: number): 'closed' | 'ping' | 'use' {
-  return statementVerdict(entry, isGone(entry), nowMs, core.connector.connWaitAgeMs, core.suspectBeforeMs);
+  return statementVerdict(entry, isGone(entry), nowMs, core.connector.connWaitAgeMs, core.suspectBeforeMs, entry.inFlight);
 }
 
 /**

@@ -7,19 +7,19 @@ import * as driver from '../driver.js';
 import type { PoolEntry } from '../entry.js';
 import { endLeakWatch, type LeakWatch } from '../leak-watch.js';
 import type { LentConnection } from '../lent-connection.js';
-import type { PoolCore } from './core.js';
+import { emitSafely, type PoolCore } from './core.js';
 import { isGone, suspectIdle } from './liveness.js';
 
 /** Ends a loan: the lent connection refuses further use, and the slot goes back (see `giveBack`). */
 export function endLoan(core: PoolCore, entry: PoolEntry, lent: LentConnection, leak: LeakWatch | undefined): void {
   lent.revoke();
   if (leak !== undefined) endLeakWatch(core.log, leak, entry.id);
-  if (core.events.listenerCount('release') !== 0) core.events.emit('release', { pool: core.config.name, connId: entry.id });
+  if (core.events.listenerCount('release') !== 0) emitSafely(core, 'release', { pool: core.config.name, connId: entry.id });
   giveBack(core, entry);
 }
 
 function giveBack(core: PoolCore, entry: PoolEntry): void {
-  if (entry.inFlight !== 0) {
+  if (entry.busy) {
     // A statement left running when the loan ended: the next borrower must not inherit it,
     // nor the transaction it may open. The return waits for its answer, as long as a borrow
     // would wait (on a silently dropped connection it would never come).
@@ -62,6 +62,7 @@ async function cleanThenRelease(core: PoolCore, entry: PoolEntry): Promise<void>
   try {
     if (core.config.resetOnReturn) {
       await conn.reset();
+      watchdog.cancel(); // the setup has its own bound
       await core.connector.setUp(conn);
     } else {
       await conn.query('ROLLBACK');

@@ -65,6 +65,8 @@ async function closeAll(core: PoolCore, forced: Promise<void>): Promise<void> {
   await core.connector.close();
   await resources.clear();
   await core.connector.closeSpare();
+  // Replaced connections close on their own path; their COM_QUIT must not outlive end() either.
+  while (core.closing.size !== 0) await Promise.allSettled([...core.closing]);
   core.loopWatch.stop();
   core.log.debug({ stats: core.stats() }, 'pool ended');
 }
