@@ -10,7 +10,7 @@ import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { connectionsLeft as leftOf, connectionsOf as countOf, killAll as killAllOf } from './helpers/processlist.js';
 import { startRelay } from './helpers/relay.js';
-import { throughRelay, within } from './helpers/settle.js';
+import { describeOutcome, throughRelay, until, within } from './helpers/settle.js';
 import { connectionId, ID_SQL, type IdRow } from './helpers/sql.js';
 
 const server = await startServer(t);
@@ -32,17 +32,7 @@ const connectionsOf = (user: string) => countOf(server, user);
 const connectionsLeft = (user: string, ms?: number) => leftOf(server, user, ms);
 const killAll = (user: string) => killAllOf(server, user);
 
-/** Resolves once `check()` holds (polled), or rejects after `ms`. */
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-const describe = (r: Awaited<ReturnType<typeof within>>) =>
-  r.status === 'rejected' ? `rejected: ${(r.reason as Error).name}: ${(r.reason as Error).message}` : r.status;
+const describe = describeOutcome;
 
 t.afterEach(() => killAll(USER));
 

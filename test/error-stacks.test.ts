@@ -37,6 +37,22 @@ async function transferInTransaction(pool: FreshPool): Promise<unknown> {
 }
 
 type Failure = Error & { code?: string };
+/** How many times `Error.captureStackTrace` ran while `work` ran. */
+async function stackCapturesDuring(work: () => Promise<unknown>): Promise<number> {
+  const original = Error.captureStackTrace;
+  let captures = 0;
+  Error.captureStackTrace = function (...args: Parameters<typeof original>) {
+    captures++;
+    return original.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    Error.captureStackTrace = original;
+  }
+  return captures;
+}
+
 const failure = (p: Promise<unknown>): Promise<Failure> =>
   p.then(
     () => new Error('expected a failure') as Failure,
@@ -65,36 +81,18 @@ t.test('default: the stack names the awaiting user function and this file', asyn
 t.test('default: nothing is captured for a statement that succeeds', async (t) => {
   const pool = poolWith(t);
   await pool.query('SELECT 1'); // first connection made, wait_timeout read
-  const original = Error.captureStackTrace;
-  let captures = 0;
-  Error.captureStackTrace = function (...args: Parameters<typeof original>) {
-    captures++;
-    return original.apply(this, args);
-  };
-  try {
-    await pool.withConnection(async (conn) => {
+  const captures = await stackCapturesDuring(() =>
+    pool.withConnection(async (conn) => {
       for (let i = 0; i < 20; i++) await conn.query('SELECT ?', [i]);
-    });
-  } finally {
-    Error.captureStackTrace = original;
-  }
+    }),
+  );
   t.equal(captures, 0, 'no stack captured on the success path');
 });
 
 t.test('trace: true set explicitly: mysql2\'s way, a stack captured per statement', async (t) => {
   const pool = poolWith(t, true);
   await pool.query('SELECT 1');
-  const original = Error.captureStackTrace;
-  let captures = 0;
-  Error.captureStackTrace = function (...args: Parameters<typeof original>) {
-    captures++;
-    return original.apply(this, args);
-  };
-  try {
-    await pool.withConnection((conn) => conn.query('SELECT 1'));
-  } finally {
-    Error.captureStackTrace = original;
-  }
+  const captures = await stackCapturesDuring(() => pool.withConnection((conn) => conn.query('SELECT 1')));
   t.ok(captures >= 1, `captured on success too (${captures})`);
   const err = await failure(loadOrdersForReport(pool));
   t.match(err.stack, /error-stacks\.test\.ts/, 'the stack points at this file');

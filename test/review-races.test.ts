@@ -12,7 +12,7 @@ import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
 import { connectionsLeft as leftOf, connectionsOf as countOf, killAll as killAllOf } from './helpers/processlist.js';
 import { startRelay } from './helpers/relay.js';
-import { within } from './helpers/settle.js';
+import { describeOutcome, until, within } from './helpers/settle.js';
 import { connectionId } from './helpers/sql.js';
 
 const server = await startServer(t);
@@ -37,17 +37,7 @@ async function present(k: string): Promise<boolean> {
   return rows.length === 1;
 }
 
-/** Resolves once `check()` holds (polled), or rejects after `ms`. */
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-const describe = (r: Awaited<ReturnType<typeof within>>) =>
-  r.status === 'rejected' ? `rejected: ${(r.reason as Error).name}: ${(r.reason as Error).message}` : r.status;
+const describe = describeOutcome;
 
 t.afterEach(() => killAllOf(server, USER));
 

@@ -20,3 +20,16 @@ export function throughRelay(serverUrl: string, relay: { host: string; port: num
   url.port = String(relay.port);
   return url.toString();
 }
+
+/** Resolves once `check()` holds (polled every 10 ms), or rejects after `ms`, naming `what`. */
+export async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A `within()` outcome in words, for assertion messages. */
+export const describeOutcome = (r: Awaited<ReturnType<typeof within>>): string =>
+  r.status === 'rejected' ? `rejected: ${(r.reason as Error).name}: ${(r.reason as Error).message}` : r.status;
