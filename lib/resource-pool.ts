@@ -45,6 +45,16 @@ class Loan<T> {
   }
 }
 
+/** generic-pool's `ResourceRequest`: a deferred borrow with its own acquire timer. */
+interface WaitingRequest<T> {
+  readonly state: string;
+  resolve(resource: T): void;
+  reject(reason: unknown): void;
+}
+
+// generic-pool's Deferred.PENDING
+const PENDING = 'PENDING';
+
 interface InternalIterator<T> {
   next(): { done: boolean; value: PooledResource<T> };
   remove(): void;
@@ -55,7 +65,7 @@ interface PoolInternals<T> {
   _resourceLoans: Map<T, Loan<T>>;
   _draining: boolean;
   _addPooledResourceToAvailableObjects(resource: PooledResource<T>): void;
-  _waitingClientsQueue: { length: number; dequeue(): { reject(reason: unknown): void } | undefined };
+  _waitingClientsQueue: { length: number; dequeue(): WaitingRequest<T> | undefined };
   _destroy(resource: PooledResource<T>): void;
   _dispense(): void;
 }
@@ -86,7 +96,11 @@ export interface ResourcePool<T> extends Pool<T> {
    * draining. No promise and no timer, unlike `acquire()`.
    */
   takeIdle(): T | undefined;
-  /** `release()` without the promise it returns; false when `resource` was not on loan. */
+  /**
+   * `release()` without the promise it returns; false when `resource` was not on loan. With
+   * a borrow waiting, the resource goes straight to the oldest one, still lent: not through
+   * the idle list and generic-pool's dispatch, which would make a loan promise per hand-off.
+   */
   giveBack(resource: T): boolean;
 }
 
@@ -140,11 +154,20 @@ export function createResourcePool<T>(factory: Factory<T>, options: Options): Re
   inner.giveBack = (resource: T): boolean => {
     const loan = inner._resourceLoans.get(resource);
     if (loan === undefined) return false;
-    inner._resourceLoans.delete(resource);
     loan.resolve();
-    loan.pooledResource.deallocate();
-    inner._addPooledResourceToAvailableObjects(loan.pooledResource);
-    inner._dispense();
+    const pooled = loan.pooledResource;
+    for (let request = inner._waitingClientsQueue.dequeue(); request !== undefined; request = inner._waitingClientsQueue.dequeue()) {
+      // A request that timed out has rejected already (generic-pool drops it from the queue
+      // then, but only a microtask later).
+      if (request.state !== PENDING) continue;
+      inner._resourceLoans.set(resource, new Loan(pooled));
+      pooled.allocate();
+      request.resolve(resource);
+      return true;
+    }
+    inner._resourceLoans.delete(resource);
+    pooled.deallocate();
+    inner._addPooledResourceToAvailableObjects(pooled);
     return true;
   };
   return inner;
