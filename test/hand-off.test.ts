@@ -72,7 +72,7 @@ t.test('many borrows racing over one connection: each runs alone, none is lost o
     Array.from({ length: 200 }, (_, i) =>
       pool.withConnection(async (conn) => {
         if (++inside > 1) overlapped = true;
-        const [rows] = (await conn.query('SELECT ? AS n', [i])) as [Array<{ n: number }>];
+        const [rows] = (await conn.query('SELECT ? AS n', [i])) as unknown as [Array<{ n: number }>];
         inside--;
         return rows[0]!.n;
       }),
