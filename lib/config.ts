@@ -3,8 +3,8 @@
  * with a `ConfigError` naming the field and the value, never later at first use.
  */
 import type { ConnectionOptions } from 'mysql2/promise';
-import type { Logger } from 'pino';
 import { ConfigError } from './errors.js';
+import { hasLevels, type FreshPoolLogger } from './log.js';
 import { resolveSessionSetup, type OnConnect, type SessionSetup } from './session-setup.js';
 
 /** What `createPool` accepts. Durations are in milliseconds. */
@@ -40,6 +40,14 @@ export interface FreshPoolConfig {
    */
   acquireTimeout?: number;
   /**
+   * ms. A statement about to be sent on a connection found dead (no transaction open) waits
+   * this long for a new connection to the same server, then rejects with
+   * `AcquireTimeoutError`; nothing was sent. Default: `acquireTimeout`. A cluster sets it to
+   * `pingTimeout` on its node pools, so a write on a crashed primary fails in a second, not
+   * after the whole `acquireTimeout`.
+   */
+  reconnectTimeout?: number;
+  /**
    * ms. A connection held longer than this logs a warning with the borrower's stack, and an
    * info line when it comes back. 0 turns it off. Default 0 (off).
    */
@@ -63,8 +71,12 @@ export interface FreshPoolConfig {
   keepAliveInterval?: number;
   /** The pool's name, in logs, events and metrics labels. Default `default`. */
   name?: string;
-  /** A pino logger. Default: pino at level `info`, named `mysql-fresh-pool`. */
-  logger?: Logger;
+  /**
+   * Where the pool logs: a pino logger, `console`, or any object with pino's `debug`, `info`,
+   * `warn` and `error` (see `FreshPoolLogger`). Every line carries `pool` (the pool's `name`).
+   * Default: pino at level `info`, named `mysql-fresh-pool`, writing to stdout.
+   */
+  logger?: FreshPoolLogger;
   /**
    * SQL run on every new connection before it is first lent, and again after each
    * COM_RESET_CONNECTION (`resetOnReturn`, `conn.reset()`): a statement or a list, in order,
@@ -142,19 +154,22 @@ export interface ResolvedConfig {
   readonly acquireTimeoutMs: number;
   /** 0 = off. */
   readonly leakWarningAfterMs: number;
+  /** See `reconnectTimeout`; `acquireTimeoutMs` unless set. */
+  readonly reconnectTimeoutMs: number;
   readonly resetOnReturn: boolean;
   /** 0 = idle connections stay open. */
   readonly idleTimeoutMs: number;
   /** 0 = off. */
   readonly keepAliveIntervalMs: number;
   readonly name: string;
-  readonly logger: Logger | undefined;
+  /** The user's logger as given; the pool binds it to `name` (see `poolLog`). */
+  readonly logger: FreshPoolLogger | undefined;
   /** `initSql` and `onConnect`. */
   readonly setup: SessionSetup;
 }
 
 const KNOWN_KEYS = new Set([
-  'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'leakWarningAfter', 'resetOnReturn',
+  'connection', 'max', 'min', 'maxAge', 'connWaitAge', 'pingTimeout', 'acquireTimeout', 'reconnectTimeout', 'leakWarningAfter', 'resetOnReturn',
   'idleTimeout', 'keepAliveInterval', 'name', 'logger', 'initSql', 'onConnect',
 ]);
 
@@ -175,6 +190,7 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
   if (connWaitAgeMs !== undefined && maxAgeMs !== 0 && connWaitAgeMs >= maxAgeMs) {
     throw new ConfigError('connWaitAge', connWaitAgeMs, `must be below maxAge (${maxAgeMs} ms)`);
   }
+  const acquireTimeoutMs = duration('acquireTimeout', config.acquireTimeout ?? DEFAULTS.acquireTimeout, false);
   const idleTimeoutMs = duration('idleTimeout', config.idleTimeout ?? DEFAULTS.idleTimeout, true);
   const keepAliveIntervalMs = duration('keepAliveInterval', config.keepAliveInterval ?? DEFAULTS.keepAliveInterval, true);
   if (keepAliveIntervalMs !== 0 && idleTimeoutMs !== 0 && keepAliveIntervalMs >= idleTimeoutMs) {
@@ -190,7 +206,8 @@ export function resolveConfig(config: FreshPoolConfig): ResolvedConfig {
     maxAgeMs,
     connWaitAgeMs,
     pingTimeoutMs: duration('pingTimeout', config.pingTimeout ?? DEFAULTS.pingTimeout, false),
-    acquireTimeoutMs: duration('acquireTimeout', config.acquireTimeout ?? DEFAULTS.acquireTimeout, false),
+    acquireTimeoutMs,
+    reconnectTimeoutMs: duration('reconnectTimeout', config.reconnectTimeout ?? acquireTimeoutMs, false),
     leakWarningAfterMs: duration('leakWarningAfter', config.leakWarningAfter ?? DEFAULTS.leakWarningAfter, true),
     resetOnReturn: boolean('resetOnReturn', config.resetOnReturn ?? DEFAULTS.resetOnReturn),
     idleTimeoutMs,
@@ -229,13 +246,10 @@ function duration(field: string, value: unknown, zeroAllowed: boolean): number {
   return value;
 }
 
-function checkLogger(logger: unknown): Logger | undefined {
+function checkLogger(logger: unknown): FreshPoolLogger | undefined {
   if (logger === undefined) return undefined;
-  const methods = ['debug', 'info', 'warn', 'error'] as const;
-  if (logger === null || typeof logger !== 'object' || methods.some((m) => typeof (logger as Record<string, unknown>)[m] !== 'function')) {
-    throw new ConfigError('logger', logger, 'expected a pino logger (debug, info, warn and error methods)');
-  }
-  return logger as Logger;
+  if (!hasLevels(logger)) throw new ConfigError('logger', logger, 'expected a pino logger or console (debug, info, warn and error methods)');
+  return logger;
 }
 
 /** mysql2 options that hold a secret: the driver reads them, no serialization shows them. */

@@ -3,12 +3,12 @@
  * connection `ready()` opens to fail fast. The pool asks it for connections and never
  * retries a connect itself.
  */
-import type { Logger } from 'pino';
 import { DEFAULTS, describeTarget, type ResolvedConfig } from './config.js';
 import { connectBackoffMs, effectiveConnWaitAgeMs } from './decisions.js';
 import * as driver from './driver.js';
 import type { DriverConnection } from './driver.js';
 import { ConnectError, ConnectionSetupError, PoolClosedError } from './errors.js';
+import type { PoolLog } from './log.js';
 import { hasSessionSetup, runSessionSetup } from './session-setup.js';
 
 /** A connection just made, and when (ms since the epoch): its age and idle time count from then. */
@@ -30,7 +30,7 @@ export function isPermanentFailure(err: unknown): boolean {
 /** Opens connections for one pool. */
 export class Connector {
   readonly #config: ResolvedConfig;
-  readonly #log: Logger;
+  readonly #log: PoolLog;
   /** The idle threshold in force, ms; `undefined` until the server's wait_timeout is known. */
   connWaitAgeMs: number | undefined;
   #waitTimeoutKnown = false;
@@ -79,7 +79,7 @@ export class Connector {
    * @param onFailure told of each failed attempt (the pool's 'error' event); `permanent` when
    *   retrying within a borrow cannot help (wrong password, unknown database, a failing setup)
    */
-  constructor(config: ResolvedConfig, log: Logger, onFailure: (err: Error, permanent: boolean) => void) {
+  constructor(config: ResolvedConfig, log: PoolLog, onFailure: (err: Error, permanent: boolean) => void) {
     this.#config = config;
     this.#log = log;
     this.#onFailure = onFailure;
@@ -232,10 +232,7 @@ export class Connector {
     if (seenFailures === this.#consecutiveFailures) this.#consecutiveFailures++;
     this.failures++;
     this.lastFailure = err;
-    this.#log.warn(
-      { err: { message: err.message, code: (err as { code?: unknown }).code }, failures: this.#consecutiveFailures, delayMs },
-      'connect failed',
-    );
+    this.#log.warn({ err, failures: this.#consecutiveFailures, delayMs }, 'connect failed');
     this.#onFailure(err, permanent);
   }
 
@@ -272,7 +269,7 @@ export class Connector {
       // A server or proxy that will not say: keep the explicit value, else the cap.
       this.connWaitAgeMs = explicitMs ?? DEFAULTS.connWaitAgeCap;
       this.#waitTimeoutKnown = true;
-      this.#log.warn({ err: { message: (err as Error).message }, connWaitAgeMs: this.connWaitAgeMs }, 'could not read wait_timeout');
+      this.#log.warn({ err, connWaitAgeMs: this.connWaitAgeMs }, 'could not read wait_timeout');
     }
   }
 }

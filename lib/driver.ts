@@ -325,6 +325,33 @@ export function isConnectionLevelError(err: unknown): boolean {
   return e.fatal === true || CONNECTION_LEVEL_CODES.has(e.code as string) || CONNECTION_LEVEL_CODES.has(e.errno as number);
 }
 
+/**
+ * Server errors that mean "this server cannot take this statement now", not "this statement
+ * is wrong": the connection reached a read-only server (a demoted primary after a failover
+ * behind one DNS name, a replica), or a Galera node outside the primary component.
+ */
+const WRONG_NODE_ERRNOS: ReadonlySet<number> = new Set([
+  1290, // ER_OPTION_PREVENTS_STATEMENT: --read-only
+  1792, // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+  1836, // ER_READ_ONLY_MODE
+  1047, // ER_UNKNOWN_COM_ERROR: Galera "WSREP has not yet prepared node for application use"
+  1180, // ER_ERROR_DURING_COMMIT: Galera "Not connected to Primary Component"
+]);
+
+/**
+ * The errno of a wrong-node error (see `WRONG_NODE_ERRNOS`), else undefined. Inside a
+ * transaction, 1792 is the borrower's own `START TRANSACTION READ ONLY` refusing a write, not
+ * the server's state: it counts only outside one.
+ */
+export function wrongNodeErrno(err: unknown, inTransaction: boolean): number | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const errno = (err as { errno?: unknown }).errno;
+  if (typeof errno !== 'number' || !WRONG_NODE_ERRNOS.has(errno)) return undefined;
+  return errno === ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && inTransaction ? undefined : errno;
+}
+
+const ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION = 1792;
+
 /** Told of each statement as it is sent, and of its outcome before its promise settles. */
 export interface StatementObserver {
   /** Statements sent and not yet answered; `statement()` counts up, `observe` or `unsent` count down. */

@@ -16,6 +16,7 @@ import {
   type OkHeader,
   type PingOutcome,
   type StatementObserver,
+  wrongNodeErrno,
 } from './driver.js';
 
 /** Why a connection left the pool; logged and counted. */
@@ -31,6 +32,7 @@ export type EvictReason =
   | 'rollbackFailed'
   | 'cleanupTimeout'
   | 'identityChanged'
+  | 'wrongNode'
   | 'poolEnded';
 
 /** One pooled connection and its lifetime record. Times are ms since the epoch. */
@@ -51,6 +53,16 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
   lostReason: 'closedByServer' | 'connectionError' | undefined = undefined;
   /** Why the pool is about to destroy it; read by the destroy hook for the log. */
   evictReason: EvictReason | undefined = undefined;
+  /**
+   * The errno of a wrong-node error (read-only server, Galera node not ready) one of its
+   * statements met: the connection is closed on return, so the next one reaches whatever
+   * server the address leads to now.
+   */
+  wrongNode: number | undefined = undefined;
+  /** Told at once of a wrong-node error, with its errno (the pool emits `wrongNode`). */
+  onWrongNode: ((errno: number) => void) | undefined = undefined;
+  /** The first error that showed the connection dead or broken, for the eviction's log line. */
+  lostError: Error | undefined = undefined;
   /** The pool has closed the current connection (it is being replaced or destroyed). */
   closing = false;
   /** A statement failed at the connection level: destroy on return. */
@@ -104,6 +116,8 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     this.maxAgeMs = maxAgeMs;
     this.lostReason = undefined;
     this.evictReason = undefined;
+    this.lostError = undefined;
+    this.wrongNode = undefined;
     this.closing = false;
     this.broken = false;
     this.inTransaction = false;
@@ -123,7 +137,16 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
       this.lastAccessAt = Date.now();
       this.lastUsedAt = this.lastAccessAt;
       if (err) {
-        if (isConnectionLevelError(err)) this.broken = true;
+        if (isConnectionLevelError(err)) {
+          this.broken = true;
+          this.lostError ??= err as Error;
+        } else {
+          const errno = wrongNodeErrno(err, this.inTransaction);
+          if (errno !== undefined) {
+            this.wrongNode ??= errno;
+            this.onWrongNode?.(errno);
+          }
+        }
         this.transactionUnknown = true;
       } else {
         const header = okHeaderOf(rows, fields);

@@ -18,6 +18,12 @@ export interface EvictEvent extends ConnectionEvent {
   readonly idleMs: number;
 }
 
+/** A statement met a wrong-node error. */
+export interface WrongNodeEvent extends ConnectionEvent {
+  /** The server's error number. */
+  readonly errno: number;
+}
+
 /** A borrow got its connection. */
 export interface AcquireEvent extends ConnectionEvent {
   /** ms the borrow waited, checks included. */
@@ -34,6 +40,12 @@ export interface FreshPoolEvents {
   acquire: [AcquireEvent];
   /** A connection came back (it may still be cleaned up or destroyed). */
   release: [ConnectionEvent];
+  /**
+   * A statement met a wrong-node error: the server is read-only (1290, 1792, 1836) or a Galera
+   * node not ready (1047, 1180). The connection is closed when it comes back; a cluster
+   * re-checks its topology at once.
+   */
+  wrongNode: [WrongNodeEvent];
   /**
    * A connect failed (the pool retries by itself). Emitted only while someone listens, so an
    * unheard 'error' never crashes the process.

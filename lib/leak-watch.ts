@@ -3,7 +3,7 @@
  * `leakWarningAfter` ms logs a warning with the stack of the code that borrowed it, and an
  * info line when it finally comes back. Costs nothing when off.
  */
-import type { Logger } from 'pino';
+import type { PoolLog } from './log.js';
 
 /** One watched borrow. */
 export interface LeakWatch {
@@ -16,7 +16,7 @@ export interface LeakWatch {
  * Starts watching a borrow.
  * @param stack the borrower's stack, captured synchronously in its call (before any await)
  */
-export function watchForLeak(log: Logger, connId: () => number, afterMs: number, stack: string | undefined): LeakWatch {
+export function watchForLeak(log: PoolLog, connId: () => number, afterMs: number, stack: string | undefined): LeakWatch {
   const watch: LeakWatch = {
     borrowedAt: Date.now(),
     warned: false,
@@ -31,7 +31,7 @@ export function watchForLeak(log: Logger, connId: () => number, afterMs: number,
 }
 
 /** Stops watching; logs the return of a borrow that was warned about. */
-export function endLeakWatch(log: Logger, watch: LeakWatch, connId: number): void {
+export function endLeakWatch(log: PoolLog, watch: LeakWatch, connId: number): void {
   clearTimeout(watch.timer);
   if (watch.warned) log.info({ connId, heldMs: Date.now() - watch.borrowedAt }, 'leaked connection returned');
 }

@@ -3,10 +3,10 @@
  * Nothing here is ever retried: a lost transaction and a COMMIT whose outcome is unknown
  * each get an error that says so.
  */
-import type { Logger } from 'pino';
 import { isConnectionLevelError } from './driver.js';
 import { CommitOutcomeUnknownError, InvalidArgumentError, TransactionLostError } from './errors.js';
 import type { LentConnection } from './lent-connection.js';
+import type { PoolLog } from './log.js';
 
 /** SQL isolation levels. */
 export type IsolationLevel = 'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
@@ -55,7 +55,7 @@ export async function runTransaction<T>(
   conn: LentConnection,
   plan: TransactionPlan,
   fn: (conn: LentConnection) => T | Promise<T>,
-  log: Logger,
+  log: PoolLog,
 ): Promise<T> {
   if (plan.setIsolation !== undefined) await conn.query(plan.setIsolation);
   await conn.query(plan.start);
@@ -66,7 +66,7 @@ export async function runTransaction<T>(
     try {
       await conn.query('ROLLBACK');
     } catch (rollbackErr) {
-      log.warn({ connId: conn.threadId, err: { message: (rollbackErr as Error).message, code: (rollbackErr as { code?: unknown }).code } }, 'rollback failed');
+      log.warn({ connId: conn.threadId, err: rollbackErr }, 'rollback failed');
     }
     throw err;
   }

@@ -27,7 +27,7 @@
  * `command-queue.ts` (its command order), `query.ts` (a query, awaited or streamed),
  * `row-stream.ts` (a streamed query), `callbacks.ts` (mysql2's callback forms).
  */
-export { createMysql2Adapter, Mysql2PoolAdapter } from './pool-adapter.js';
+export { createMysql2Adapter, Mysql2PoolAdapter, type AdapterTarget } from './pool-adapter.js';
 export { Mysql2AdapterConnection } from './connection.js';
 export { Mysql2AdapterQuery, type StreamOptions } from './query.js';
 export type { StatementCallback } from './callbacks.js';

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import mysql from 'mysql2/promise';
 import type { Connection, ConnectionOptions, ExecuteValues, FieldPacket, QueryOptions, QueryResult, QueryValues } from 'mysql2/promise';
 import { UnsupportedOperationError } from '../errors.js';
-import type { FreshPool } from '../pool/index.js';
+import type { FreshPool, Lease, PoolConnection } from '../pool/index.js';
 import { callbackOnly, runStatement, settle, type StatementCallback } from './callbacks.js';
 import { Mysql2AdapterConnection } from './connection.js';
 
@@ -23,12 +23,12 @@ import { Mysql2AdapterConnection } from './connection.js';
  * itself), so subscribing to it throws `UnsupportedOperationError` rather than leave setup code
  * that never runs: give it to `createPool` as `onConnect` or `initSql` instead.
  */
-export class Mysql2PoolAdapter extends EventEmitter {
-  #pool: FreshPool;
+export class Mysql2PoolAdapter<P extends AdapterTarget = FreshPool> extends EventEmitter {
+  #pool: P;
   #ended = false;
 
   /** Prefer `createMysql2Adapter(pool)`. */
-  constructor(pool: FreshPool) {
+  constructor(pool: P) {
     super();
     this.#pool = pool;
   }
@@ -63,8 +63,8 @@ export class Mysql2PoolAdapter extends EventEmitter {
     return super.prependOnceListener(eventName, listener);
   }
 
-  /** The `FreshPool` underneath. */
-  get freshPool(): FreshPool {
+  /** The `FreshPool` (or cluster) underneath. */
+  get freshPool(): P {
     return this.#pool;
   }
 
@@ -253,6 +253,19 @@ function refuseConnectionEvent(method: string, eventName: string | symbol): void
  * `drizzle({ client: adapter })`) and Kysely (`new MysqlDialect({ pool: adapter })`). The
  * adapter holds no connections of its own; the pool lends, checks and takes them back.
  */
-export function createMysql2Adapter(pool: FreshPool): Mysql2PoolAdapter {
+export function createMysql2Adapter<P extends AdapterTarget = FreshPool>(pool: P): Mysql2PoolAdapter<P> {
   return new Mysql2PoolAdapter(pool);
+}
+
+/**
+ * What the adapter needs of what it wraps: a `FreshPool`; a `FreshCluster`, whose statements
+ * go to the writer; or `cluster.readers()`, whose statements go to the replicas.
+ */
+export interface AdapterTarget {
+  lease(): Promise<Lease>;
+  query<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]>;
+  execute<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]>;
+  withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T>;
+  ready(): Promise<void>;
+  end(): Promise<void>;
 }

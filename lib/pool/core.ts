@@ -3,13 +3,13 @@
  * are functions over this record rather than methods of `FreshPool`, so each can be read
  * alone; none of them imports another path's file or the pool's public class.
  */
-import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config.js';
 import type { Connector } from '../connector.js';
 import type { PoolEntry } from '../entry.js';
 import type { PoolStats } from '../errors.js';
 import type { FreshPoolEvents } from '../events.js';
 import type { Housekeeping } from '../housekeeping.js';
+import type { PoolLog } from '../log.js';
 import type { LoopWatch } from '../loop-watch.js';
 import type { ResourcePool } from '../resource-pool.js';
 import { PoolCounters } from './counters.js';
@@ -39,7 +39,8 @@ export function emitSafely<E extends keyof FreshPoolEvents>(core: { readonly eve
 /** One pool's parts, counters and the state its paths read and set. Times are ms since the epoch. */
 export class PoolCore {
   readonly config: ResolvedConfig;
-  readonly log: Logger;
+  /** The pool's log, every line carrying `pool`; see `poolLog`. */
+  readonly log: PoolLog;
   readonly events: PoolEventSink;
   readonly connector: Connector;
   readonly resources: ResourcePool<PoolEntry>;

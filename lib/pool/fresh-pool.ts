@@ -5,7 +5,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
-import { pino } from 'pino';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { DEFAULTS, resolveConfig, type FreshPoolConfig } from '../config.js';
 import { Connector } from '../connector.js';
@@ -15,6 +14,7 @@ import { InvalidArgumentError, PoolClosedError, type PoolStats } from '../errors
 import type { FreshPoolEvents } from '../events.js';
 import { Housekeeping } from '../housekeeping.js';
 import { watchForLeak } from '../leak-watch.js';
+import { poolLog } from '../log.js';
 import { LentConnection, type StatementGate } from '../lent-connection.js';
 import { LoopWatch } from '../loop-watch.js';
 import { createResourcePool } from '../resource-pool.js';
@@ -69,7 +69,7 @@ export class FreshPool extends EventEmitter {
   constructor(config: FreshPoolConfig) {
     super();
     const resolved = resolveConfig(config);
-    const log = resolved.logger ?? pino({ name: 'mysql-fresh-pool', level: 'info' });
+    const log = poolLog(resolved.logger, resolved.name);
     // The callbacks below run only once the pool is in use, when `core` is set.
     const connector = new Connector(resolved, log, (err, permanent) => {
       if (this.listenerCount('error') !== 0) this.emit('error', err);

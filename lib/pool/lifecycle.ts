@@ -20,6 +20,10 @@ export async function createEntry(core: PoolCore): Promise<PoolEntry> {
   const { conn, madeAtMs } = await core.connector.connect();
   const entry = new PoolEntry(conn, driver.connectionId(conn), madeAtMs, jitteredMaxAgeMs(core.config.maxAgeMs, Math.random()));
   watch(core, entry, conn);
+  entry.onWrongNode = (errno) => {
+    core.log.warn({ connId: entry.id, errno }, 'statement reached a server that cannot take it; connection closed on return');
+    if (core.events.listenerCount('wrongNode') !== 0) emitSafely(core, 'wrongNode', { pool: core.config.name, connId: entry.id, errno });
+  };
   return entry;
 }
 
@@ -37,7 +41,10 @@ function onConnectionLost(core: PoolCore, entry: PoolEntry, conn: DriverConnecti
   // Ignore a connection already replaced in its slot, or one we are closing ourselves.
   if (entry.conn !== conn || entry.evictReason !== undefined) return;
   entry.lostReason = reason;
-  if (err) core.log.debug({ connId: entry.id, err: { message: err.message, code: (err as { code?: unknown }).code } }, 'connection error');
+  if (err) {
+    entry.lostError ??= err;
+    core.log.debug({ connId: entry.id, err }, 'connection error');
+  }
   entry.evictReason = reason;
   if (!core.resources.removeIdle(entry)) entry.evictReason = undefined; // lent or being checked: handled there
 }
@@ -56,8 +63,10 @@ export function closeLogged(core: PoolCore, entry: PoolEntry): Promise<void> {
   core.counters.destroyed[reason] = (core.counters.destroyed[reason] ?? 0) + 1;
   const nowMs = Date.now();
   const fields = { connId: entry.id, reason, ageMs: nowMs - entry.createdAt, idleMs: nowMs - entry.lastAccessAt };
-  if (ROUTINE_EVICTIONS.has(reason)) core.log.debug(fields, 'connection evicted');
-  else core.log.info(fields, 'connection evicted');
+  // The line also names the error that showed the connection dead, when there was one.
+  const logged = entry.lostError === undefined ? fields : { ...fields, err: entry.lostError };
+  if (ROUTINE_EVICTIONS.has(reason)) core.log.debug(logged, 'connection evicted');
+  else core.log.info(logged, 'connection evicted');
   if (core.events.listenerCount('evict') !== 0) emitSafely(core, 'evict', { pool: core.config.name, ...fields });
   const closed = driver.close(entry.conn, DEFAULTS.closeTimeout);
   core.closing.add(closed);

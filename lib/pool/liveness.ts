@@ -54,6 +54,7 @@ export function ping(core: PoolCore, entry: PoolEntry): Promise<driver.PingOutco
 }
 
 async function pingOnce(core: PoolCore, entry: PoolEntry): Promise<driver.PingOutcome> {
+  const conn = entry.conn;
   const idleMs = Date.now() - entry.lastAccessAt;
   core.counters.pings++;
   const outcome = await driver.pingWithin(entry.conn, core.config.pingTimeoutMs);
@@ -63,6 +64,8 @@ async function pingOnce(core: PoolCore, entry: PoolEntry): Promise<driver.PingOu
   } else {
     core.counters.pingFailures++;
     core.lastPingFailure = { error: outcome.error, atAttempt: core.connector.attempts };
+    // For the eviction's log line, unless the slot holds another connection by now.
+    if (entry.conn === conn) entry.lostError ??= outcome.error;
   }
   return outcome;
 }

@@ -39,6 +39,10 @@ function giveBack(core: PoolCore, entry: PoolEntry): void {
     entry.evictReason = entry.lostReason ?? (entry.broken ? 'fatalError' : 'closed');
     suspectIdle(core, entry.evictReason);
     void core.resources.destroy(entry);
+  } else if (entry.wrongNode !== undefined) {
+    // A read-only or not-ready server: the next connection goes wherever the address leads now.
+    entry.evictReason = 'wrongNode';
+    void core.resources.destroy(entry);
   } else if (entry.identityChanged) {
     // changeUser() or USE: the next borrower gets the configured user and database, always.
     entry.evictReason = 'identityChanged';
@@ -70,7 +74,7 @@ async function cleanThenRelease(core: PoolCore, entry: PoolEntry): Promise<void>
       if (entry.autocommitOff || entry.untracked) await conn.query('SET autocommit = 1');
     }
   } catch (err) {
-    core.log.warn({ connId: entry.id, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'clean-up on return failed');
+    core.log.warn({ connId: entry.id, err }, 'clean-up on return failed');
     entry.evictReason = watchdog.fired ? 'cleanupTimeout' : 'rollbackFailed';
     void core.resources.destroy(entry);
     return;

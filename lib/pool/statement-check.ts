@@ -71,7 +71,7 @@ async function checkBeforeStatement(core: PoolCore, entry: PoolEntry): Promise<v
   void closeLogged(core, entry);
   let made: NewConnection;
   try {
-    made = await reconnectWithin(core, core.config.acquireTimeoutMs);
+    made = await reconnectWithin(core, core.config.reconnectTimeoutMs);
   } catch (err) {
     entry.broken = true; // the slot holds a closed connection: destroyed on return
     throw err;

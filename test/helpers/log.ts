@@ -1,5 +1,5 @@
 /** A pino logger that keeps every line it writes, parsed, for assertions. */
-import { pino, type Logger } from 'pino';
+import { pino, type Logger, type LoggerOptions } from 'pino';
 
 export interface LogLine {
   level: number;
@@ -16,10 +16,11 @@ export interface CapturedLog {
   text(): string;
 }
 
-export function captureLog(level = 'debug'): CapturedLog {
+/** @param options more pino options (custom serializers, an `errorKey`...), as a user's logger has them */
+export function captureLog(level = 'debug', options: LoggerOptions = {}): CapturedLog {
   const raw: string[] = [];
   const lines: LogLine[] = [];
-  const logger = pino({ level }, {
+  const logger = pino({ ...options, level }, {
     write(chunk: string) {
       raw.push(chunk);
       lines.push(JSON.parse(chunk) as LogLine);

@@ -1,0 +1,406 @@
+/**
+ * A pool per node, composed through the pools' public surface, behind one pool-shaped API.
+ * A monitor per node finds roles and health; the router picks the node for each borrow; a
+ * borrow waits (within `acquireTimeout`) while no node may take it, and moves to another node
+ * when the one it waits on leaves the topology. Only borrows move: a statement that may have
+ * run is never sent again.
+ */
+import { EventEmitter } from 'node:events';
+import { inspect } from 'node:util';
+import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
+import { isPermanentFailure } from '../connector.js';
+import { InvalidArgumentError, PoolClosedError, ConnectError, ConnectionSetupError, type PoolStats } from '../errors.js';
+import type { LentConnection } from '../lent-connection.js';
+import { poolLog, type PoolLog } from '../log.js';
+import { createPool, type FreshPool, type Lease, type PoolConnection } from '../pool/index.js';
+import { planTransaction, runTransaction, type TransactionOptions } from '../transaction.js';
+import { resolveClusterConfig, type ClusterConfig, type ResolvedClusterConfig } from './config.js';
+import { ClusterUnavailableError } from './errors.js';
+import { NodeMonitor } from './monitor.js';
+import { candidatesFor, pickNode, type Need } from './router.js';
+import { decideTopology, describeTopology, type NodeObservation, type NodeState } from './topology.js';
+
+/** Where a borrow goes. */
+export interface RouteOptions {
+  /** Reads only: a healthy replica (or another synced Galera node), else the writer. Default false. */
+  readOnly?: boolean;
+}
+
+/** The cluster's state in a `topology` event. */
+export interface TopologyEvent {
+  /** The cluster's `name`. */
+  readonly cluster: string;
+  /** The writer's name; undefined while there is none (a failover under way). */
+  readonly writer: string | undefined;
+  /** Every node's role and health, in configuration order. */
+  readonly nodes: readonly NodeState[];
+}
+
+/** `cluster.readers()`: the pool-shaped API with every borrow sent to the readers. */
+export interface ClusterReaders {
+  readonly name: string;
+  lease(): Promise<Lease>;
+  withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T>;
+  /** A `READ ONLY` transaction on a replica. */
+  withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: Omit<TransactionOptions, 'readOnly'>): Promise<T>;
+  query<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]>;
+  execute<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown): Promise<[T, FieldPacket[]]>;
+  /** The cluster's `ready()`. */
+  ready(): Promise<void>;
+  /** Ends the whole cluster. */
+  end(): Promise<void>;
+}
+
+/** One node in `stats()`. */
+export interface NodeStats extends NodeState {
+  /** The node's pool. */
+  readonly pool: PoolStats;
+}
+
+/** A snapshot of the cluster: the writer and every node with its pool's counters. */
+export interface ClusterStats {
+  readonly name: string;
+  readonly writer: string | undefined;
+  readonly nodes: readonly NodeStats[];
+}
+
+/** Event names and the arguments their listeners get. */
+export interface FreshClusterEvents {
+  /** A node's role or health changed. */
+  topology: [TopologyEvent];
+}
+
+interface Node {
+  readonly name: string;
+  readonly pool: FreshPool;
+  readonly monitor: NodeMonitor;
+  observation: NodeObservation | undefined;
+  suspect: boolean;
+}
+
+// Why a borrow left the node it waited on; internal.
+class NodeLeft extends Error {
+  override name = 'NodeLeft';
+}
+
+export class FreshCluster extends EventEmitter<FreshClusterEvents> {
+  readonly #config: ResolvedClusterConfig;
+  readonly #log: PoolLog;
+  readonly #nodes: Node[];
+  #states: NodeState[];
+  #writers = new Set<string>();
+  #waiters = new Set<() => void>();
+  #turn = 0;
+  #ending: Promise<void> | undefined;
+
+  constructor(config: ClusterConfig) {
+    super();
+    const resolved = resolveClusterConfig(config);
+    this.#config = resolved;
+    this.#log = poolLog(config.logger, resolved.name);
+    const timings = { intervalMs: resolved.monitorIntervalMs, backoffMaxMs: resolved.monitorBackoffMaxMs, timeoutMs: resolved.pingTimeoutMs };
+    this.#nodes = resolved.nodes.map((spec) => {
+      const pool = createPool(spec.poolConfig);
+      const node: Node = {
+        name: spec.name,
+        pool,
+        monitor: new NodeMonitor(spec.resolved.connection, timings, (observation) => this.#observed(node, observation)),
+        observation: undefined,
+        suspect: false,
+      };
+      pool.on('wrongNode', (event) => this.#wrongNode(node, event.errno));
+      return node;
+    });
+    this.#states = this.#decide();
+    for (const node of this.#nodes) void node.monitor.start();
+  }
+
+  /** The cluster's `name`. */
+  get name(): string {
+    return this.#config.name;
+  }
+
+  /**
+   * Resolves once every node has been checked once and a writer is known, with each reachable
+   * node's pool warmed (`ready()`). Rejects with `ClusterUnavailableError` when no writer
+   * appears within `acquireTimeout`, with the writer's `ConnectError` when it refuses the
+   * credentials, `PoolClosedError` after `end()`.
+   */
+  async ready(): Promise<void> {
+    if (this.#ending) throw new PoolClosedError();
+    await Promise.all(this.#nodes.map((node) => (node.observation === undefined ? node.monitor.checkNow() : undefined)));
+    const deadlineMs = Date.now() + this.#config.acquireTimeoutMs;
+    while (candidatesFor('writer', this.#states).length === 0) {
+      if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError('writer', this.#config.acquireTimeoutMs, this.#states, undefined);
+      if (this.#ending) throw new PoolClosedError();
+    }
+    const warmed = await Promise.allSettled(this.#nodes.map((node) => (node.observation?.reachable ? node.pool.ready() : undefined)));
+    for (const [i, outcome] of warmed.entries()) {
+      if (outcome.status === 'fulfilled') continue;
+      const node = this.#nodes[i]!;
+      if (this.#writers.has(node.name)) throw outcome.reason;
+      this.#log.warn({ node: node.name, err: outcome.reason }, 'node pool did not warm up');
+    }
+  }
+
+  /**
+   * Borrows a connection from the writer (or, with `readOnly`, from a healthy replica), runs
+   * `fn`, and gives it back. While no node may take the borrow (a failover under way) it waits
+   * up to `acquireTimeout` ms, then rejects with `ClusterUnavailableError`. `fn` runs once:
+   * a statement cut by a failover rejects, typed, as on a single pool.
+   */
+  async withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: RouteOptions): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
+    const lease = await this.#borrow(needOf(options));
+    try {
+      return await fn(lease.conn);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * Borrows a connection without a callback (for adapters), from the writer or, with
+   * `readOnly`, a replica; as `FreshPool.lease()`, and routed and waiting as `withConnection`.
+   */
+  async lease(options?: RouteOptions): Promise<Lease> {
+    return this.#borrow(needOf(options));
+  }
+
+  /**
+   * The same API with every borrow routed to the readers (as `{ readOnly: true }`), for code
+   * that takes a pool: `createMysql2Adapter(cluster.readers())` gives Drizzle or Kysely a
+   * read-only database. Its `end()` ends the whole cluster.
+   */
+  readers(): ClusterReaders {
+    const readOnly = { readOnly: true } as const;
+    return {
+      name: this.#config.name,
+      lease: () => this.lease(readOnly),
+      withConnection: (fn) => this.withConnection(fn, readOnly),
+      withTransaction: (fn, options) => this.withTransaction(fn, { ...options, readOnly: true }),
+      query: (sql, values) => this.query(sql, values, readOnly),
+      execute: (sql, values) => this.execute(sql, values, readOnly),
+      ready: () => this.ready(),
+      end: () => this.end(),
+    } as ClusterReaders;
+  }
+
+  /**
+   * Runs `fn` in a transaction on the writer (on a replica when `options.readOnly`): as
+   * `FreshPool.withTransaction`, never retried.
+   */
+  withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
+    let plan;
+    try {
+      plan = planTransaction(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.withConnection(
+      (conn) => runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, this.#log),
+      { readOnly: options?.readOnly === true },
+    );
+  }
+
+  /** One query on the writer, or on a replica with `{ readOnly: true }`. */
+  query<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown, options?: RouteOptions): Promise<[T, FieldPacket[]]> {
+    return this.withConnection((conn) => conn.query<T>(sql as string, values as never), options);
+  }
+
+  /** One prepared statement on the writer, or on a replica with `{ readOnly: true }`. */
+  execute<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown, options?: RouteOptions): Promise<[T, FieldPacket[]]> {
+    return this.withConnection((conn) => conn.execute<T>(sql as string, values as never), options);
+  }
+
+  /** Every node's role, health and pool counters now. */
+  stats(): ClusterStats {
+    const byName = new Map(this.#nodes.map((n) => [n.name, n]));
+    return Object.freeze({
+      name: this.#config.name,
+      writer: this.#writer(),
+      nodes: Object.freeze(this.#states.map((s) => Object.freeze({ ...s, pool: byName.get(s.name)!.pool.stats() }))),
+    });
+  }
+
+  /** The node pools, by node name, for what the cluster does not forward (metrics, adapters). */
+  get pools(): ReadonlyMap<string, FreshPool> {
+    return new Map(this.#nodes.map((n) => [n.name, n.pool]));
+  }
+
+  toJSON(): ClusterStats {
+    return this.stats();
+  }
+
+  [inspect.custom](): string {
+    return `FreshCluster ${inspect(this.stats(), { depth: 4 })}`;
+  }
+
+  /**
+   * Stops the monitors, ends every node's pool (each as `FreshPool.end`, with the same
+   * `timeout`), and fails the borrows still waiting for a node with `PoolClosedError`.
+   */
+  end(options?: { timeout?: number }): Promise<void> {
+    this.#ending ??= (async () => {
+      this.#wake();
+      await Promise.all(this.#nodes.map((n) => n.monitor.stop()));
+      await Promise.all(this.#nodes.map((n) => n.pool.end(options)));
+    })();
+    return this.#ending;
+  }
+
+  async #borrow(need: Need): Promise<Lease> {
+    const timeoutMs = this.#config.acquireTimeoutMs;
+    const deadlineMs = Date.now() + timeoutMs;
+    let lastError: unknown;
+    for (;;) {
+      if (this.#ending) throw new PoolClosedError();
+      const name = pickNode(need, this.#states, (n) => this.#poolOf(n).stats().borrowed, this.#turn++);
+      if (name === undefined) {
+        if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
+        continue;
+      }
+      try {
+        return await this.#leaseWhileEligible(name, need, deadlineMs);
+      } catch (err) {
+        if (err instanceof PoolClosedError && this.#ending) throw err;
+        // Credentials or session setup: another node will not do better.
+        if (err instanceof ConnectionSetupError || (err instanceof ConnectError && isPermanent(err))) throw err;
+        lastError = err;
+        if (Date.now() >= deadlineMs) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
+      }
+    }
+  }
+
+  // A lease from `name`'s pool, given up (and handed back when it comes) if `name` stops being
+  // a node this borrow may use, or the deadline passes.
+  #leaseWhileEligible(name: string, need: Need, deadlineMs: number): Promise<Lease> {
+    const pool = this.#poolOf(name);
+    const leasing = pool.lease();
+    return new Promise<Lease>((resolve, reject) => {
+      let settled = false;
+      const finish = () => {
+        settled = true;
+        clearTimeout(timer);
+        this.#waiters.delete(onChange);
+      };
+      const abandon = (why: Error) => {
+        finish();
+        leasing.then((lease) => lease.release(), () => undefined);
+        reject(why);
+      };
+      const onChange = () => {
+        if (settled) return;
+        if (this.#ending) return abandon(new PoolClosedError());
+        if (!candidatesFor(need, this.#states).some((s) => s.name === name)) abandon(new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`));
+        else this.#waiters.add(onChange);
+      };
+      const timer = setTimeout(() => abandon(new NodeLeft(`node ${name} lent nothing in time`)), Math.max(0, deadlineMs - Date.now()));
+      timer.unref();
+      this.#waiters.add(onChange);
+      leasing.then(
+        (lease) => {
+          if (settled) return;
+          finish();
+          resolve(lease);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          finish();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  // Resolves true at the next topology change, false at the deadline.
+  #changeBefore(deadlineMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const onChange = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(onChange);
+        resolve(false);
+      }, Math.max(0, deadlineMs - Date.now()));
+      timer.unref();
+      this.#waiters.add(onChange);
+    });
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  #observed(node: Node, observation: NodeObservation): void {
+    node.observation = observation;
+    node.suspect = false; // a fresh check says more than the error that raised the suspicion
+    if (!observation.reachable) this.#log.debug({ node: node.name, err: observation.error }, 'node check failed');
+    this.#update();
+  }
+
+  #wrongNode(node: Node, errno: number): void {
+    if (this.#ending) return;
+    this.#log.warn({ node: node.name, errno }, 'node suspect after a wrong-node error; checking the topology now');
+    node.suspect = true;
+    this.#update();
+    void node.monitor.checkNow();
+  }
+
+  #update(): void {
+    const next = this.#decide();
+    const changed = next.some((s, i) => {
+      const was = this.#states[i]!;
+      return s.role !== was.role || s.health !== was.health;
+    });
+    this.#states = next;
+    this.#writers = new Set(next.filter((s) => s.role === 'writer').map((s) => s.name));
+    if (!changed) return;
+    const event: TopologyEvent = Object.freeze({ cluster: this.#config.name, writer: this.#writer(), nodes: next });
+    this.#log.info({ writer: event.writer, nodes: describeTopology(next) }, 'cluster topology changed');
+    if (this.listenerCount('topology') !== 0) {
+      try {
+        this.emit('topology', event);
+      } catch (err) {
+        this.#log.error({ err }, 'a topology listener threw');
+      }
+    }
+    this.#wake();
+  }
+
+  #decide(): NodeState[] {
+    return decideTopology(
+      this.#nodes.map((n) => ({ name: n.name, observation: n.observation, suspect: n.suspect })),
+      this.#writers,
+      { maxReplicationLagMs: this.#config.maxReplicationLagMs, galeraWriters: this.#config.galeraWriters },
+    );
+  }
+
+  #writer(): string | undefined {
+    return this.#states.find((s) => s.role === 'writer')?.name;
+  }
+
+  #poolOf(name: string): FreshPool {
+    return this.#nodes.find((n) => n.name === name)!.pool;
+  }
+}
+
+function needOf(options: RouteOptions | undefined): Need {
+  if (options !== undefined && (options === null || typeof options !== 'object')) throw new InvalidArgumentError('options', options, 'expected { readOnly?: boolean }');
+  const readOnly = options?.readOnly;
+  if (readOnly !== undefined && typeof readOnly !== 'boolean') throw new InvalidArgumentError('readOnly', readOnly, 'expected a boolean');
+  return readOnly === true ? 'reader' : 'writer';
+}
+
+function isPermanent(err: ConnectError): boolean {
+  return isPermanentFailure(err.cause);
+}
+
+/** Builds a cluster and starts its monitors. Throws `ConfigError` at once when `config` is invalid. */
+export function createCluster(config: ClusterConfig): FreshCluster {
+  return new FreshCluster(config);
+}

@@ -1,0 +1,35 @@
+/**
+ * Which node takes a borrow. Reads go to a replica (or a synced Galera node other than the
+ * writer) that is up, the least borrowed first, round-robin among equals; with none, to the
+ * writer. Writes go to the writer (with `galeraWriters: 'all'`, to the least borrowed writer).
+ * Pure: the borrowed counts and the turn come in as arguments.
+ */
+import type { NodeState } from './topology.js';
+
+/** What a borrow asks for. */
+export type Need = 'writer' | 'reader';
+
+/** The nodes that may take a borrow of this kind now, in preference order groups. */
+export function candidatesFor(need: Need, states: readonly NodeState[]): NodeState[] {
+  const writers = states.filter((s) => s.role === 'writer');
+  if (need === 'writer') return writers;
+  const readers = states.filter((s) => s.role === 'reader');
+  return readers.length !== 0 ? readers : writers;
+}
+
+/** The node to borrow from, or undefined when none may take it now. */
+export function pickNode(need: Need, states: readonly NodeState[], borrowedOf: (name: string) => number, turn: number): string | undefined {
+  const candidates = candidatesFor(need, states);
+  if (candidates.length === 0) return undefined;
+  let least = Infinity;
+  const tied: string[] = [];
+  for (const node of candidates) {
+    const borrowed = borrowedOf(node.name);
+    if (borrowed < least) {
+      least = borrowed;
+      tied.length = 0;
+    }
+    if (borrowed === least) tied.push(node.name);
+  }
+  return tied[turn % tied.length];
+}

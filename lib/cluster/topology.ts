@@ -1,0 +1,153 @@
+/**
+ * Who is the writer and who may take reads, decided from what the monitor last saw of each
+ * node. Pure: no I/O, no clock; the monitor feeds it, the router reads its answer.
+ *
+ * Replication: the writer is the node with `read_only = OFF` that replicates from no one; a
+ * replica takes reads while both its threads run and its lag is known and within the bound.
+ * Galera: a node is usable only while it is ready, Synced (state 4) and in the primary
+ * component; writes go to one usable node at a time (the lowest `wsrep_local_index`, as
+ * MaxScale's galeramon does), so that concurrent writes never meet in certification.
+ */
+
+/** A Galera node's state, from `SHOW GLOBAL STATUS LIKE 'wsrep_%'`. */
+export interface GaleraStatus {
+  readonly ready: boolean;
+  /** `wsrep_local_state`: 4 is Synced, 2 Donor/Desynced. */
+  readonly localState: number;
+  /** `wsrep_cluster_status`: `Primary` when in the primary component. */
+  readonly clusterStatus: string;
+  readonly localIndex: number;
+  readonly clusterSize: number;
+}
+
+/** A replica's state, from `SHOW SLAVE STATUS`. */
+export interface ReplicaStatus {
+  readonly ioRunning: boolean;
+  readonly sqlRunning: boolean;
+  /** `Seconds_Behind_Master`; null when replication is broken or stopped. */
+  readonly lagSeconds: number | null;
+}
+
+/** What one check of a node found. */
+export interface NodeObservation {
+  /** The check got its answers within its timeout. */
+  readonly reachable: boolean;
+  readonly readOnly: boolean;
+  /** Present when `wsrep_on` is ON. */
+  readonly galera: GaleraStatus | undefined;
+  /** Present when the node replicates from another. */
+  readonly replica: ReplicaStatus | undefined;
+  /** Why the check failed, when it did. */
+  readonly error: Error | undefined;
+}
+
+/**
+ * A node's health:
+ * - `up`: usable for what its role says;
+ * - `down`: the last check failed (refused, timed out, frozen);
+ * - `suspect`: a statement met a wrong-node error; re-checked at once;
+ * - `lagging`: a replica further behind than `maxReplicationLag`;
+ * - `replicationBroken`: a replica whose lag is unknown (a thread stopped);
+ * - `notSynced`: a Galera node not ready, not Synced or outside the primary component;
+ * - `unknown`: not checked yet.
+ */
+export type NodeHealth = 'up' | 'down' | 'suspect' | 'lagging' | 'replicationBroken' | 'notSynced' | 'unknown';
+
+/** What the cluster uses a node for. */
+export type NodeRole = 'writer' | 'reader' | 'none';
+
+/** A node as the router sees it. */
+export interface NodeState {
+  readonly name: string;
+  readonly role: NodeRole;
+  readonly health: NodeHealth;
+  /** `galera`, `replication`, or `unknown` before the first answer. */
+  readonly kind: 'galera' | 'replication' | 'unknown';
+  /** Seconds behind its source, for a replica; null when unknown; undefined otherwise. */
+  readonly lagSeconds: number | null | undefined;
+}
+
+export interface TopologyOptions {
+  /** ms. A replica further behind takes no reads. */
+  readonly maxReplicationLagMs: number;
+  /** `one`: one Galera writer at a time; `all`: every usable Galera node takes writes. */
+  readonly galeraWriters: 'one' | 'all';
+}
+
+/** One node's input: its last observation (undefined before the first) and whether it is suspect. */
+export interface NodeInput {
+  readonly name: string;
+  readonly observation: NodeObservation | undefined;
+  readonly suspect: boolean;
+}
+
+/**
+ * The roles and health of every node, in the order given. `previousWriters` keeps the choice
+ * stable when more than one node could write (during a switchover both may briefly be
+ * writable): a writer stays the writer while it still qualifies.
+ */
+export function decideTopology(nodes: readonly NodeInput[], previousWriters: ReadonlySet<string>, options: TopologyOptions): NodeState[] {
+  const usable = nodes.map((node) => usability(node, options));
+  const writers = chooseWriters(nodes, usable, previousWriters, options);
+  return nodes.map((node, i) => {
+    const { health, kind, lagSeconds, canRead } = usable[i]!;
+    const role: NodeRole = writers.has(node.name) ? 'writer' : canRead ? 'reader' : 'none';
+    return { name: node.name, role, health, kind, lagSeconds };
+  });
+}
+
+interface Usability {
+  health: NodeHealth;
+  kind: NodeState['kind'];
+  lagSeconds: number | null | undefined;
+  canRead: boolean;
+  canWrite: boolean;
+}
+
+function usability({ observation: o, suspect }: NodeInput, options: TopologyOptions): Usability {
+  if (o === undefined) return { health: 'unknown', kind: 'unknown', lagSeconds: undefined, canRead: false, canWrite: false };
+  const kind = o.galera !== undefined ? 'galera' : 'replication';
+  const lagSeconds = o.replica === undefined ? undefined : o.replica.lagSeconds;
+  if (!o.reachable) return { health: 'down', kind, lagSeconds, canRead: false, canWrite: false };
+  if (suspect) return { health: 'suspect', kind, lagSeconds, canRead: false, canWrite: false };
+  if (o.galera !== undefined) {
+    const g = o.galera;
+    const synced = g.ready && g.localState === 4 && g.clusterStatus === 'Primary';
+    if (!synced) return { health: 'notSynced', kind, lagSeconds, canRead: false, canWrite: false };
+    return { health: 'up', kind, lagSeconds, canRead: true, canWrite: !o.readOnly };
+  }
+  if (o.replica !== undefined) {
+    const r = o.replica;
+    if (!r.ioRunning || !r.sqlRunning || r.lagSeconds === null) {
+      return { health: 'replicationBroken', kind, lagSeconds, canRead: false, canWrite: false };
+    }
+    if (r.lagSeconds * 1000 > options.maxReplicationLagMs) return { health: 'lagging', kind, lagSeconds, canRead: false, canWrite: false };
+    return { health: 'up', kind, lagSeconds, canRead: true, canWrite: false };
+  }
+  // Replicates from no one: the primary when writable; a read-only one is a stand-alone
+  // server nobody writes to, still fit for reads (nothing feeds it, so nothing lags).
+  return { health: 'up', kind, lagSeconds, canRead: true, canWrite: !o.readOnly };
+}
+
+function chooseWriters(nodes: readonly NodeInput[], usable: readonly Usability[], previous: ReadonlySet<string>, options: TopologyOptions): Set<string> {
+  const candidates = nodes.filter((_, i) => usable[i]!.canWrite);
+  if (candidates.length === 0) return new Set();
+  const galera = candidates.filter((n) => n.observation?.galera !== undefined);
+  if (galera.length === candidates.length && options.galeraWriters === 'all') return new Set(candidates.map((n) => n.name));
+  const kept = candidates.find((n) => previous.has(n.name));
+  if (kept !== undefined) return new Set([kept.name]);
+  if (galera.length === candidates.length) {
+    const lowest = galera.reduce((a, b) => (b.observation!.galera!.localIndex < a.observation!.galera!.localIndex ? b : a));
+    return new Set([lowest.name]);
+  }
+  // Replication with more than one writable node (a switchover half done): the first as
+  // configured, until the other is made read-only.
+  return new Set([candidates[0]!.name]);
+}
+
+/** A one-line summary for errors and logs: `a writer up, b reader up (lag 0 s), c none down`. */
+export function describeTopology(states: readonly NodeState[]): string {
+  return states
+    .map((s) => `${s.name} ${s.role} ${s.health}${typeof s.lagSeconds === 'number' ? ` (lag ${s.lagSeconds} s)` : ''}`)
+    .join(', ');
+}
