@@ -270,7 +270,7 @@ export const SERVER_SESSION_STATE_CHANGED = 0x4000;
 /** The parts of mysql2's OK packet (`ResultSetHeader`) the pool reads. */
 export interface OkHeader {
   readonly serverStatus: number;
-  readonly stateChanges?: { readonly schema?: unknown } | undefined;
+  readonly stateChanges?: { readonly schema?: unknown; readonly systemVariables?: Readonly<Record<string, unknown>> } | undefined;
 }
 
 /**

@@ -59,6 +59,11 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
    * server the address leads to now.
    */
   wrongNode: number | undefined = undefined;
+  /**
+   * The GTID of the last transaction this connection committed, when the server reports it
+   * (MariaDB, `last_gtid` in `session_track_system_variables`).
+   */
+  lastGtid: string | undefined = undefined;
   /** Told at once of a wrong-node error, with its errno (the pool emits `wrongNode`). */
   onWrongNode: ((errno: number) => void) | undefined = undefined;
   /** The first error that showed the connection dead or broken, for the eviction's log line. */
@@ -118,6 +123,7 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     this.evictReason = undefined;
     this.lostError = undefined;
     this.wrongNode = undefined;
+    this.lastGtid = undefined;
     this.closing = false;
     this.broken = false;
     this.inTransaction = false;
@@ -193,6 +199,9 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
     if ((status & SERVER_SESSION_STATE_CHANGED) !== 0) {
       const schema = header.stateChanges?.schema;
       if (typeof schema === 'string' && schema !== '' && schema !== (this.conn.config.database ?? '')) this.identityChanged = true;
+      // Reported only when `last_gtid` is tracked (a cluster with readYourWrites).
+      const gtid = header.stateChanges?.systemVariables?.last_gtid;
+      if (typeof gtid === 'string' && gtid !== '') this.lastGtid = gtid;
     }
   }
 

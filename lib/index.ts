@@ -37,6 +37,7 @@ export {
   FreshCluster,
   CLUSTER_DEFAULTS,
   ClusterUnavailableError,
+  ClusterSession,
   type ClusterConfig,
   type ClusterNode,
   type ClusterReaders,

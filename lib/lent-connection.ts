@@ -132,6 +132,16 @@ export class LentConnection {
     return this.#entry.conn.format(sql, values);
   }
 
+  /**
+   * The GTID of the last transaction committed on this connection (`0-1-42`), as the server
+   * reported it in an OK packet; undefined unless MariaDB tracks `last_gtid` for the session
+   * (`SET SESSION session_track_system_variables = ...,last_gtid`, which a cluster with
+   * `readYourWrites` does). For waiting on a replica with `MASTER_GTID_WAIT`.
+   */
+  get lastGtid(): string | undefined {
+    return this.#entry.lastGtid;
+  }
+
   get threadId(): number {
     return this.#entry.conn.threadId;
   }

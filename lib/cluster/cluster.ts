@@ -9,13 +9,14 @@ import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { isPermanentFailure } from '../connector.js';
-import { InvalidArgumentError, PoolClosedError, ConnectError, ConnectionSetupError, type PoolStats } from '../errors.js';
+import { ConfigError, InvalidArgumentError, PoolClosedError, ConnectError, ConnectionSetupError, type PoolStats } from '../errors.js';
 import type { LentConnection } from '../lent-connection.js';
 import { poolLog, type PoolLog } from '../log.js';
 import { createPool, type FreshPool, type Lease, type PoolConnection } from '../pool/index.js';
 import { planTransaction, runTransaction, type TransactionOptions } from '../transaction.js';
 import { resolveClusterConfig, type ClusterConfig, type ResolvedClusterConfig } from './config.js';
 import { ClusterUnavailableError } from './errors.js';
+import { ClusterSession, GtidSet, type RoutedLease } from './session.js';
 import { NodeMonitor } from './monitor.js';
 import { candidatesFor, pickNode, type Need } from './router.js';
 import { decideTopology, describeTopology, type NodeObservation, type NodeState } from './topology.js';
@@ -160,6 +161,18 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   }
 
   /**
+   * A read-your-writes session (needs `readYourWrites: true`): its reads see its own writes,
+   * and those of the session whose `token()` is given as `after`. Throws `InvalidArgumentError`
+   * for a malformed token, `ConfigError` when the cluster does not track GTIDs.
+   */
+  session(options?: { after?: string }): ClusterSession {
+    if (!this.#config.readYourWrites) throw new ConfigError('readYourWrites', false, 'cluster.session() needs createCluster({ readYourWrites: true })');
+    const after = GtidSet.parse(options?.after, 'after');
+    const router = { borrow: (need: Need) => this.#borrowRouted(need), log: this.#log };
+    return new ClusterSession(router, after, this.#config.readYourWritesTimeoutMs);
+  }
+
+  /**
    * Borrows a connection without a callback (for adapters), from the writer or, with
    * `readOnly`, a replica; as `FreshPool.lease()`, and routed and waiting as `withConnection`.
    */
@@ -251,6 +264,10 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   }
 
   async #borrow(need: Need): Promise<Lease> {
+    return (await this.#borrowRouted(need)).lease;
+  }
+
+  async #borrowRouted(need: Need): Promise<RoutedLease> {
     const timeoutMs = this.#config.acquireTimeoutMs;
     const deadlineMs = Date.now() + timeoutMs;
     let lastError: unknown;
@@ -262,7 +279,8 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         continue;
       }
       try {
-        return await this.#leaseWhileEligible(name, need, deadlineMs);
+        const lease = await this.#leaseWhileEligible(name, need, deadlineMs);
+        return { lease, node: this.#states.find((s) => s.name === name)! };
       } catch (err) {
         if (err instanceof PoolClosedError && this.#ending) throw err;
         // Credentials or session setup: another node will not do better.

@@ -29,6 +29,14 @@ export interface ClusterConfig extends Omit<FreshPoolConfig, 'connection'> {
    * spreads them over every synced node. Default `one`.
    */
   galeraWriters?: 'one' | 'all';
+  /**
+   * Makes `cluster.session()` available: every node's connections track `last_gtid`
+   * (`session_track_system_variables`), so a write's GTID arrives in its OK packet, no extra
+   * round trip; about 20 bytes more per committing statement. Default false.
+   */
+  readYourWrites?: boolean;
+  /** ms a session read waits for a replica to apply its writes (`MASTER_GTID_WAIT`) before it reads from the writer instead. Default 1 000. */
+  readYourWritesTimeout?: number;
 }
 
 /** The cluster's defaults, ms. The node pools' own defaults are in `DEFAULTS`. */
@@ -37,6 +45,8 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   monitorBackoffMax: 5_000,
   maxReplicationLag: 10_000,
   galeraWriters: 'one' as 'one' | 'all',
+  readYourWrites: false,
+  readYourWritesTimeout: 1_000,
   name: 'cluster',
 });
 
@@ -57,9 +67,14 @@ export interface ResolvedClusterConfig {
   readonly monitorBackoffMaxMs: number;
   readonly maxReplicationLagMs: number;
   readonly galeraWriters: 'one' | 'all';
+  readonly readYourWrites: boolean;
+  readonly readYourWritesTimeoutMs: number;
 }
 
-const CLUSTER_KEYS = new Set(['nodes', 'monitorInterval', 'monitorBackoffMax', 'maxReplicationLag', 'galeraWriters']);
+const CLUSTER_KEYS = new Set(['nodes', 'monitorInterval', 'monitorBackoffMax', 'maxReplicationLag', 'galeraWriters', 'readYourWrites', 'readYourWritesTimeout']);
+
+// Asks MariaDB to report each commit's GTID in its OK packet, keeping what is tracked already.
+const TRACK_LAST_GTID = "SET SESSION session_track_system_variables = CONCAT_WS(',', NULLIF(@@session.session_track_system_variables, ''), 'last_gtid')";
 
 /** Checks `config`; throws `ConfigError` on the first problem, before anything connects. */
 export function resolveClusterConfig(config: ClusterConfig): ResolvedClusterConfig {
@@ -70,6 +85,12 @@ export function resolveClusterConfig(config: ClusterConfig): ResolvedClusterConf
   for (const [key, value] of Object.entries(config)) if (!CLUSTER_KEYS.has(key)) poolOptions[key] = value;
   if ('connection' in poolOptions) throw new ConfigError('connection', '[redacted]', 'a cluster takes `nodes`, not `connection`');
   const clusterName = (config.name ?? CLUSTER_DEFAULTS.name) as string;
+  const readYourWrites = config.readYourWrites ?? CLUSTER_DEFAULTS.readYourWrites;
+  if (typeof readYourWrites !== 'boolean') throw new ConfigError('readYourWrites', readYourWrites, 'expected a boolean');
+  if (readYourWrites) {
+    const userSql = poolOptions.initSql as string | string[] | undefined;
+    poolOptions.initSql = [TRACK_LAST_GTID, ...(userSql === undefined ? [] : Array.isArray(userSql) ? userSql : [userSql])];
+  }
   const seen = new Set<string>();
   const resolvedNodes = nodes.map((node, i): ResolvedNode => {
     const { name: given, connection } = splitNode(node, i);
@@ -113,6 +134,8 @@ export function resolveClusterConfig(config: ClusterConfig): ResolvedClusterConf
     monitorBackoffMaxMs,
     maxReplicationLagMs: nonNegative('maxReplicationLag', config.maxReplicationLag ?? CLUSTER_DEFAULTS.maxReplicationLag),
     galeraWriters,
+    readYourWrites,
+    readYourWritesTimeoutMs: positive('readYourWritesTimeout', config.readYourWritesTimeout ?? CLUSTER_DEFAULTS.readYourWritesTimeout),
   });
 }
 

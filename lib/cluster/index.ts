@@ -11,4 +11,5 @@ export {
 } from './cluster.js';
 export { CLUSTER_DEFAULTS, type ClusterConfig, type ClusterNode } from './config.js';
 export { ClusterUnavailableError } from './errors.js';
+export { ClusterSession } from './session.js';
 export type { NodeHealth, NodeRole, NodeState } from './topology.js';

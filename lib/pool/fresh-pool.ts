@@ -29,8 +29,9 @@ import { makeGate } from './statement-check.js';
 /**
  * The connection lent to `withConnection`'s function: mysql2's promise connection API. Each
  * statement on it is checked first when the connection sat idle past `connWaitAge`.
+ * `lastGtid` is the GTID of the last transaction it committed, when MariaDB reports it.
  */
-export type PoolConnection = DriverConnection;
+export type PoolConnection = DriverConnection & { readonly lastGtid: string | undefined };
 
 /** A connection borrowed with `lease()`. */
 export interface Lease {

@@ -1,0 +1,175 @@
+/**
+ * Read-your-writes: a session remembers the GTIDs of its own writes (reported by MariaDB in
+ * the OK packet when the cluster tracks `last_gtid`: no extra round trip) and reads only where
+ * they have been applied. On a replica, one `MASTER_GTID_WAIT` (bounded) before the read; not
+ * caught up in time, the read goes to the writer. On Galera, the read runs with
+ * `wsrep_sync_wait = 1` (a causal read). Reads before the session's first write cost nothing.
+ */
+import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
+import { InvalidArgumentError } from '../errors.js';
+import type { LentConnection } from '../lent-connection.js';
+import type { PoolLog } from '../log.js';
+import type { Lease, PoolConnection } from '../pool/index.js';
+import { planTransaction, runTransaction, type TransactionOptions } from '../transaction.js';
+import type { Need } from './router.js';
+import type { NodeState } from './topology.js';
+
+/** A borrow the cluster routed, with the node it went to. */
+export interface RoutedLease {
+  readonly lease: Lease;
+  readonly node: NodeState;
+}
+
+/** What a session needs of its cluster. */
+export interface SessionRouter {
+  borrow(need: Need): Promise<RoutedLease>;
+  readonly log: PoolLog;
+}
+
+const GTID_LIST = /^\d+-\d+-\d+(,\d+-\d+-\d+)*$/;
+
+/** GTIDs by replication domain, the highest sequence number of each. */
+export class GtidSet {
+  readonly #byDomain = new Map<string, { server: string; seq: bigint }>();
+
+  /** Parses a token (`0-1-42,1-2-7`); throws `InvalidArgumentError` naming `field` when malformed. */
+  static parse(token: string | undefined, field: string): GtidSet {
+    const set = new GtidSet();
+    if (token === undefined || token === '') return set;
+    if (typeof token !== 'string' || !GTID_LIST.test(token)) throw new InvalidArgumentError(field, token, 'expected a GTID list such as 0-1-42');
+    set.add(token);
+    return set;
+  }
+
+  /** Adds GTIDs; keeps the later one of each domain. */
+  add(gtids: string): void {
+    for (const gtid of gtids.split(',')) {
+      const [domain, server, seq] = gtid.trim().split('-');
+      if (domain === undefined || server === undefined || seq === undefined) continue;
+      const n = BigInt(seq);
+      const known = this.#byDomain.get(domain);
+      if (known === undefined || n > known.seq) this.#byDomain.set(domain, { server, seq: n });
+    }
+  }
+
+  /** The list for `MASTER_GTID_WAIT` and for tokens; undefined when empty. */
+  toString(): string {
+    return [...this.#byDomain].map(([domain, { server, seq }]) => `${domain}-${server}-${seq}`).join(',');
+  }
+
+  get empty(): boolean {
+    return this.#byDomain.size === 0;
+  }
+}
+
+/**
+ * A unit of work whose reads see its own writes, even on replicas. Get one per request with
+ * `cluster.session()`; pass `token()` to a later request (`cluster.session({ after })`) so its
+ * reads see this one's writes too. Same borrowing API as the cluster.
+ */
+export class ClusterSession {
+  readonly #router: SessionRouter;
+  readonly #waitSeconds: number;
+  readonly #written: GtidSet;
+
+  /** Prefer `cluster.session()`. `waitMs` bounds the wait on a replica. */
+  constructor(router: SessionRouter, after: GtidSet, waitMs: number) {
+    this.#router = router;
+    this.#written = after;
+    this.#waitSeconds = waitMs / 1000;
+  }
+
+  /**
+   * The GTIDs this session's reads wait for (its writes and `after`), or undefined before any
+   * write: hand it to `cluster.session({ after: token })` in the next request.
+   */
+  token(): string | undefined {
+    return this.#written.empty ? undefined : this.#written.toString();
+  }
+
+  /**
+   * As `cluster.withConnection`: a write borrow records the GTIDs it committed; a `readOnly`
+   * borrow goes to a node that has applied them.
+   */
+  async withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: { readOnly?: boolean }): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
+    const readOnly = options?.readOnly;
+    if (readOnly !== undefined && typeof readOnly !== 'boolean') throw new InvalidArgumentError('readOnly', readOnly, 'expected a boolean');
+    return readOnly === true ? this.#read(fn) : this.#write(fn);
+  }
+
+  /** As `cluster.withTransaction`; a `readOnly` one reads this session's writes. */
+  withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
+    let plan;
+    try {
+      plan = planTransaction(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.withConnection(
+      (conn) => runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, this.#router.log),
+      { readOnly: options?.readOnly === true },
+    );
+  }
+
+  /** One query on the writer, or with `{ readOnly: true }` where this session's writes are applied. */
+  query<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown, options?: { readOnly?: boolean }): Promise<[T, FieldPacket[]]> {
+    return this.withConnection((conn) => conn.query<T>(sql as string, values as never), options);
+  }
+
+  /** One prepared statement, routed as `query`. */
+  execute<T extends QueryResult = QueryResult>(sql: string | QueryOptions, values?: unknown, options?: { readOnly?: boolean }): Promise<[T, FieldPacket[]]> {
+    return this.withConnection((conn) => conn.execute<T>(sql as string, values as never), options);
+  }
+
+  async #write<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
+    const { lease } = await this.#router.borrow('writer');
+    const before = lease.conn.lastGtid;
+    try {
+      return await fn(lease.conn);
+    } finally {
+      // Whether fn succeeded or not: what it committed is on the writer either way.
+      const after = lease.conn.lastGtid;
+      if (after !== undefined && after !== before) this.#written.add(after);
+      lease.release();
+    }
+  }
+
+  async #read<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
+    const { lease, node } = await this.#router.borrow('reader');
+    if (this.#written.empty || node.role === 'writer') return runThenRelease(lease, fn);
+    if (node.kind === 'galera') return causalRead(lease, fn);
+    let caughtUp = false;
+    try {
+      const [rows] = (await lease.conn.query('SELECT MASTER_GTID_WAIT(?, ?) AS waited', [this.#written.toString(), this.#waitSeconds])) as unknown as [Array<{ waited: unknown }>];
+      caughtUp = Number(rows[0]?.waited) === 0;
+    } catch {
+      // The wait failed (the replica went away): nothing of the caller's has run; the writer has it all.
+    }
+    if (caughtUp) return runThenRelease(lease, fn);
+    lease.release();
+    return this.#write(fn);
+  }
+}
+
+async function runThenRelease<T>(lease: Lease, fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
+  try {
+    return await fn(lease.conn);
+  } finally {
+    lease.release();
+  }
+}
+
+// Galera: the node waits until it has applied every write certified before the read.
+async function causalRead<T>(lease: Lease, fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
+  const conn = lease.conn;
+  try {
+    await conn.query('SET SESSION wsrep_sync_wait = 1');
+    return await fn(conn);
+  } finally {
+    // The next borrower must not pay for causal reads: a connection that cannot be reset is closed.
+    await conn.query('SET SESSION wsrep_sync_wait = 0').catch(() => conn.destroy());
+    lease.release();
+  }
+}
