@@ -8,13 +8,11 @@
  * tests that must restart it or set its wait_timeout skip.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import mysql from 'mysql2/promise';
+import { adminQuery, ensureTemplate, freePort, runAsRoot } from './mariadb-process.js';
 
 const run = promisify(execFile);
 
@@ -89,7 +87,7 @@ async function privateServer(options: ServerOptions): Promise<TestServer> {
   const pidFile = join(dir, 'mariadbd.pid');
   const args = [
     '--no-defaults',
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+    ...runAsRoot,
     `--datadir=${join(dir, 'data')}`,
     `--port=${port}`,
     `--bind-address=${host}`,
@@ -141,56 +139,11 @@ kill -9 "$pid" 2>/dev/null; rm -f ${q(pidFile)}`;
   };
 }
 
-async function adminQuery<T>(url: string, sql: string, values?: unknown[]): Promise<T> {
-  const conn = await mysql.createConnection(url);
-  try {
-    const [rows] = await conn.query(sql, values);
-    return rows as T;
-  } finally {
-    await conn.end();
-  }
-}
-
 function killWithClient(host: string, port: number, user: string, password: string, ids: number[]): void {
   const sql = ids.map((id) => `KILL CONNECTION ${Number(id)};`).join(' ');
   execFileSync('mariadb', ['--no-defaults', '--protocol=tcp', `-h${host}`, `-P${port}`, `-u${user}`, '-e', sql], {
     env: { ...process.env, MYSQL_PWD: password },
     stdio: 'ignore',
-  });
-}
-
-/** Installs the system tables once per machine and MariaDB version; copies are made from it. */
-async function ensureTemplate(): Promise<string> {
-  const version = execFileSync('mariadbd', ['--version']).toString();
-  const key = createHash('sha256').update(version).digest('hex').slice(0, 12);
-  const template = join(tmpdir(), `fresh-pool-template-${key}`);
-  if (existsSync(template)) return template;
-  const staging = mkdtempSync(join(tmpdir(), 'fresh-pool-template-staging-'));
-  await run('mariadb-install-db', [
-    '--no-defaults',
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-    `--datadir=${join(staging, 'data')}`,
-    '--auth-root-authentication-method=normal',
-    '--skip-test-db',
-  ]);
-  try {
-    renameSync(join(staging, 'data'), template);
-  } catch (err) {
-    // Another test process finished first: use theirs.
-    if (!existsSync(template)) throw err;
-  }
-  rmSync(staging, { recursive: true, force: true });
-  return template;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
   });
 }
 
@@ -203,4 +156,4 @@ export function busyWait(ms: number): void {
 }
 
 /** Resolves after `ms` with the event loop free. */
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export { sleep } from './mariadb-process.js';
