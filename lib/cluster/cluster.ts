@@ -18,7 +18,7 @@ import { resolveClusterConfig, type ClusterConfig, type ResolvedClusterConfig } 
 import { ClusterUnavailableError } from './errors.js';
 import { ClusterSession, GtidSet, type RoutedLease } from './session.js';
 import { NodeMonitor } from './monitor.js';
-import { candidatesFor, pickNode, type Need } from './router.js';
+import { candidatesFor, pickFrom, type Need } from './router.js';
 import { decideTopology, describeTopology, type NodeObservation, type NodeState } from './topology.js';
 
 /** Where a borrow goes. */
@@ -88,8 +88,12 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   readonly #config: ResolvedClusterConfig;
   readonly #log: PoolLog;
   readonly #nodes: Node[];
+  readonly #byName: ReadonlyMap<string, Node>;
   #states: NodeState[];
   #writers = new Set<string>();
+  // Per need, the nodes that may take a borrow: computed at each topology change, read per borrow.
+  #candidates: Record<Need, NodeState[]> = { writer: [], reader: [] };
+  readonly #borrowedOf = (name: string): number => this.#poolOf(name).borrowed;
   #waiters = new Set<() => void>();
   #turn = 0;
   #ending: Promise<void> | undefined;
@@ -112,6 +116,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       pool.on('wrongNode', (event) => this.#wrongNode(node, event.errno));
       return node;
     });
+    this.#byName = new Map(this.#nodes.map((n) => [n.name, n]));
     this.#states = this.#decide();
     for (const node of this.#nodes) void node.monitor.start();
   }
@@ -273,13 +278,13 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     let lastError: unknown;
     for (;;) {
       if (this.#ending) throw new PoolClosedError();
-      const name = pickNode(need, this.#states, (n) => this.#poolOf(n).stats().borrowed, this.#turn++);
+      const name = pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
       if (name === undefined) {
         if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
         continue;
       }
       try {
-        const lease = await this.#leaseWhileEligible(name, need, deadlineMs);
+        const lease = await this.#leaseWhileEligible(name, need);
         return { lease, node: this.#states.find((s) => s.name === name)! };
       } catch (err) {
         if (err instanceof PoolClosedError && this.#ending) throw err;
@@ -292,15 +297,15 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   }
 
   // A lease from `name`'s pool, given up (and handed back when it comes) if `name` stops being
-  // a node this borrow may use, or the deadline passes.
-  #leaseWhileEligible(name: string, need: Need, deadlineMs: number): Promise<Lease> {
+  // a node this borrow may use. No timer of its own: the node pool's acquireTimeout (the
+  // cluster's) bounds the wait.
+  #leaseWhileEligible(name: string, need: Need): Promise<Lease> {
     const pool = this.#poolOf(name);
     const leasing = pool.lease();
     return new Promise<Lease>((resolve, reject) => {
       let settled = false;
       const finish = () => {
         settled = true;
-        clearTimeout(timer);
         this.#waiters.delete(onChange);
       };
       const abandon = (why: Error) => {
@@ -311,11 +316,9 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       const onChange = () => {
         if (settled) return;
         if (this.#ending) return abandon(new PoolClosedError());
-        if (!candidatesFor(need, this.#states).some((s) => s.name === name)) abandon(new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`));
+        if (!this.#candidates[need].some((s) => s.name === name)) abandon(new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`));
         else this.#waiters.add(onChange);
       };
-      const timer = setTimeout(() => abandon(new NodeLeft(`node ${name} lent nothing in time`)), Math.max(0, deadlineMs - Date.now()));
-      timer.unref();
       this.#waiters.add(onChange);
       leasing.then(
         (lease) => {
@@ -377,6 +380,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     });
     this.#states = next;
     this.#writers = new Set(next.filter((s) => s.role === 'writer').map((s) => s.name));
+    this.#candidates = { writer: candidatesFor('writer', next), reader: candidatesFor('reader', next) };
     if (!changed) return;
     const event: TopologyEvent = Object.freeze({ cluster: this.#config.name, writer: this.#writer(), nodes: next });
     this.#log.info({ writer: event.writer, nodes: describeTopology(next) }, 'cluster topology changed');
@@ -403,7 +407,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   }
 
   #poolOf(name: string): FreshPool {
-    return this.#nodes.find((n) => n.name === name)!.pool;
+    return this.#byName.get(name)!.pool;
   }
 }
 

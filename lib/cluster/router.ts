@@ -19,17 +19,29 @@ export function candidatesFor(need: Need, states: readonly NodeState[]): NodeSta
 
 /** The node to borrow from, or undefined when none may take it now. */
 export function pickNode(need: Need, states: readonly NodeState[], borrowedOf: (name: string) => number, turn: number): string | undefined {
-  const candidates = candidatesFor(need, states);
+  return pickFrom(candidatesFor(need, states), borrowedOf, turn);
+}
+
+/**
+ * The least borrowed of `candidates`, the `turn`-th (modulo) among equals; undefined when there
+ * are none. Allocates nothing: it runs on every borrow.
+ */
+export function pickFrom(candidates: readonly NodeState[], borrowedOf: (name: string) => number, turn: number): string | undefined {
   if (candidates.length === 0) return undefined;
+  if (candidates.length === 1) return candidates[0]!.name;
   let least = Infinity;
-  const tied: string[] = [];
+  let ties = 0;
   for (const node of candidates) {
     const borrowed = borrowedOf(node.name);
     if (borrowed < least) {
       least = borrowed;
-      tied.length = 0;
-    }
-    if (borrowed === least) tied.push(node.name);
+      ties = 1;
+    } else if (borrowed === least) ties++;
   }
-  return tied[turn % tied.length];
+  let skip = turn % ties;
+  for (const node of candidates) {
+    if (borrowedOf(node.name) !== least) continue;
+    if (skip-- === 0) return node.name;
+  }
+  return undefined;
 }

@@ -220,6 +220,11 @@ export class FreshPool extends EventEmitter {
     return this.core.config.name;
   }
 
+  /** Connections lent out now: `stats().borrowed` without building the snapshot (a router reads it per borrow). */
+  get borrowed(): number {
+    return this.core.resources.borrowed;
+  }
+
   /** A frozen snapshot of the pool's counters. */
   stats(): PoolStats {
     return this.core.stats();
