@@ -104,3 +104,44 @@ t.test('end() while borrows wait: those handed a connection run, the rest reject
   }
   t.match(pool.stats(), { size: 0, borrowed: 0, waiting: 0 });
 });
+
+t.test('the lent connection destroyed while borrows wait: they get a new one, within their own deadline', async (t) => {
+  const pool = createPool({ connection: server.url, max: 1, acquireTimeout: 10_000, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+  t.teardown(() => pool.end());
+  let release!: () => void;
+  let firstThread = 0;
+  const holding = pool.withConnection(async (conn) => {
+    firstThread = await threadOf(conn);
+    await new Promise<void>((resolve) => (release = resolve));
+    conn.destroy();
+  });
+  while (firstThread === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  const waiting = [pool.withConnection(threadOf), pool.withConnection(threadOf)];
+  t.equal(pool.stats().waiting, 2);
+  release();
+  await holding;
+  const threads = await Promise.all(waiting);
+  t.equal(threads[0], threads[1], 'both served, one after the other, on the replacement');
+  t.not(threads[0], firstThread, 'a new connection, not the destroyed one');
+  t.match(pool.stats(), { size: 1, borrowed: 0, waiting: 0, created: 2 });
+});
+
+t.test('a borrow served from the queue leaves no timer behind (none keeps the process alive for acquireTimeout)', async (t) => {
+  const pool = createPool({ connection: server.url, max: 1, acquireTimeout: 60_000 });
+  t.teardown(() => pool.end());
+  let release!: () => void;
+  let started = false;
+  const holding = pool.withConnection(async () => {
+    started = true;
+    await new Promise<void>((resolve) => (release = resolve));
+  });
+  while (!started) await new Promise((resolve) => setTimeout(resolve, 5));
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const baseline = timers();
+  const waiter = pool.withConnection(() => 'served');
+  t.equal(pool.stats().waiting, 1);
+  release();
+  await holding;
+  t.equal(await waiter, 'served');
+  t.equal(timers(), baseline, 'the queue\'s 60 s timer went with its last waiter');
+});

@@ -36,7 +36,7 @@ export function acquire(core: PoolCore): PoolEntry | Promise<PoolEntry> {
 
 // The slow path: wait in generic-pool's queue, check what it lends, retry within acquireTimeout.
 async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntry | undefined): Promise<PoolEntry> {
-  let next: PoolEntry | Promise<PoolEntry> = taken ?? core.resources.acquire();
+  let next: PoolEntry | Promise<PoolEntry> = taken ?? core.resources.acquireWaiting(core.config.acquireTimeoutMs);
   for (;;) {
     let entry: PoolEntry;
     try {
