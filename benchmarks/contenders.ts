@@ -14,12 +14,19 @@
  *
  * Only `trace: false` differs between a contender and its pair; everything else is left at
  * each library's defaults.
+ *
+ * The cluster section has contenders of its own:
+ * - `fresh-cluster` (routing cost): `createCluster` whose one node is the benchmark's server,
+ *   with the same settings as `fresh-pool`, set against `fresh-pool` on the same server;
+ * - failover contenders (`createFailoverContender`): this library's cluster and mysql2's
+ *   PoolCluster over a primary with two replicas, writing to the primary and reading from the
+ *   replicas as a typical user of each would.
  */
 import genericPool from 'generic-pool';
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
 import { pino } from 'pino';
-import { createPool as createFreshPool } from '../lib/index.js';
+import { createCluster, createPool as createFreshPool } from '../lib/index.js';
 
 /** The part of a connection a workload uses: mysql2's promise `query()`. */
 export interface Queryable {
@@ -56,7 +63,9 @@ export const CONTENDER_NAMES = [
   'generic-pool',
   'generic-pool+ping',
 ] as const;
-export type ContenderName = (typeof CONTENDER_NAMES)[number];
+/** The cluster section's routing-cost contender, set against `fresh-pool`: not in the throughput workloads. */
+export const CLUSTER_CONTENDER = 'fresh-cluster';
+export type ContenderName = (typeof CONTENDER_NAMES)[number] | typeof CLUSTER_CONTENDER;
 
 /** What each contender is, for the report's legend. */
 export const CONTENDER_NOTES: Record<ContenderName, string> = {
@@ -67,6 +76,7 @@ export const CONTENDER_NOTES: Record<ContenderName, string> = {
   'raw mysql2': 'no pool: one mysql2 connection per caller, kept open (the limit)',
   'generic-pool': 'generic-pool over mysql2 connections, no validation',
   'generic-pool+ping': 'generic-pool, ping on every borrow',
+  'fresh-cluster': 'this library, createCluster with one node (the same server), defaults (withConnection)',
 };
 
 export function createContender(name: ContenderName, options: ContenderOptions): Contender {
@@ -85,15 +95,19 @@ export function createContender(name: ContenderName, options: ContenderOptions):
       return genericPoolOf(name, options, false);
     case 'generic-pool+ping':
       return genericPoolOf(name, options, true);
+    case 'fresh-cluster':
+      return freshCluster(name, options);
   }
 }
+
+const silent = () => pino({ level: 'silent' });
 
 function freshPool(name: ContenderName, { url, size, connWaitAge }: ContenderOptions, noTrace: boolean): Contender {
   const pool = createFreshPool({
     connection: noTrace ? { uri: url, trace: false } : url,
     max: size,
     acquireTimeout: 30_000,
-    logger: pino({ level: 'silent' }),
+    logger: silent(),
     ...(connWaitAge === undefined ? {} : { connWaitAge }),
   });
   const noop = () => undefined;
@@ -105,6 +119,31 @@ function freshPool(name: ContenderName, { url, size, connWaitAge }: ContenderOpt
     borrow: () => pool.withConnection(noop),
     pings: () => pool.stats().pings,
     end: () => pool.end(),
+  };
+}
+
+/**
+ * A cluster of one node, the benchmark's server, with `fresh-pool`'s settings: what routing
+ * (the monitor's topology, the pick of a node, the wait for an eligible one) costs on top of
+ * the node's own pool. Borrows take the default route (the writer).
+ */
+function freshCluster(name: ContenderName, { url, size, connWaitAge }: ContenderOptions): Contender {
+  const cluster = createCluster({
+    nodes: [url],
+    max: size,
+    acquireTimeout: 30_000,
+    logger: silent(),
+    ...(connWaitAge === undefined ? {} : { connWaitAge }),
+  });
+  const noop = () => undefined;
+  return {
+    name,
+    use: async (_worker, fn) => {
+      await cluster.withConnection(fn);
+    },
+    borrow: () => cluster.withConnection(noop),
+    pings: () => cluster.stats().nodes.reduce((sum, n) => sum + n.pool.pings, 0),
+    end: () => cluster.end(),
   };
 }
 
@@ -186,4 +225,74 @@ function genericPoolOf(name: ContenderName, { url, size }: ContenderOptions, pin
       await pool.clear();
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------
+// Failover contenders: a primary with replicas behind one object, as a user would set it up.
+
+export const FAILOVER_CONTENDER_NAMES = ['fresh-cluster', 'mysql2 PoolCluster'] as const;
+export type FailoverContenderName = (typeof FAILOVER_CONTENDER_NAMES)[number];
+
+export const FAILOVER_NOTES: Record<FailoverContenderName, string> = {
+  'fresh-cluster': 'createCluster over the three nodes (a name and a URL each); writes by default, reads with { readOnly: true }; monitorInterval 200 ms, max as below, other options default',
+  'mysql2 PoolCluster': "mysql2's createPoolCluster as shipped, nodes PRIMARY, REPLICA1, REPLICA2 (connectionLimit as below); writes through of('PRIMARY'), reads through of('REPLICA*')",
+};
+
+export interface FailoverNode {
+  /** 'primary', 'replica1', …: the role at start. */
+  name: string;
+  /** The application user's URL (subject to read_only). */
+  url: string;
+}
+
+export interface FailoverContender {
+  readonly name: FailoverContenderName;
+  /** Resolves once the contender can take calls (the cluster knows its writer); immediate for mysql2. */
+  ready(): Promise<void>;
+  /** One statement where this contender sends writes. Rejects with whatever the user would see. */
+  write(sql: string, values?: unknown[]): Promise<unknown>;
+  /** One statement where this contender sends reads. */
+  read(sql: string, values?: unknown[]): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+export interface FailoverContenderOptions {
+  /** Connections per node. */
+  size: number;
+  /** This library only: ms between two checks of a node. */
+  monitorInterval: number;
+}
+
+export function createFailoverContender(name: FailoverContenderName, nodes: readonly FailoverNode[], options: FailoverContenderOptions): FailoverContender {
+  switch (name) {
+    case 'fresh-cluster': {
+      const cluster = createCluster({
+        nodes: nodes.map((n) => ({ name: n.name, uri: n.url })),
+        max: options.size,
+        monitorInterval: options.monitorInterval,
+        logger: silent(),
+      });
+      const readOnly = { readOnly: true } as const;
+      return {
+        name,
+        ready: () => cluster.ready(),
+        write: (sql, values) => cluster.query(sql, values),
+        read: (sql, values) => cluster.query(sql, values, readOnly),
+        end: () => cluster.end(),
+      };
+    }
+    case 'mysql2 PoolCluster': {
+      const cluster = mysql.createPoolCluster();
+      for (const n of nodes) cluster.add(n.name.toUpperCase(), { uri: n.url, connectionLimit: options.size });
+      const writer = cluster.of('PRIMARY');
+      const readers = cluster.of('REPLICA*');
+      return {
+        name,
+        ready: async () => undefined,
+        write: (sql, values) => writer.query(sql, values),
+        read: (sql, values) => readers.query(sql, values),
+        end: () => cluster.end(),
+      };
+    }
+  }
 }

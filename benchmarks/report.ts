@@ -9,8 +9,8 @@
  *   (paired, so drift on the machine between rounds cancels), with the smallest and largest
  *   per-round ratio in brackets. The median of ratios is not the ratio of the medians.
  */
-import { CONTENDER_NAMES, CONTENDER_NOTES, type ContenderName } from './contenders.js';
-import { median, type FaultFigure, type ThroughputFigure, type Workload } from './workloads.js';
+import { CLUSTER_CONTENDER, CONTENDER_NAMES, CONTENDER_NOTES, FAILOVER_NOTES, type ContenderName } from './contenders.js';
+import { FAILOVER_GRACE_MS, median, type ClusterRoutingResult, type FailoverFigure, type FailoverResult, type FaultFigure, type ThroughputFigure, type Workload } from './workloads.js';
 
 export interface BenchResult {
   schema: 2;
@@ -37,6 +37,13 @@ export interface BenchResult {
   idleStretches: { connWaitAgeMs: number; borrows: number; pings: number; pingsPer1000: number };
   faults: FaultFigure[] | undefined;
   memory: { borrows: number; heapBeforeBytes: number; heapAfterBytes: number; bytesPerBorrow: number } | undefined;
+  /** The cluster section; absent in results made before it existed. */
+  cluster?: {
+    routing: ClusterRoutingResult;
+    /** Undefined when skipped (MYSQL_URL) or failed (`failoverError` says why). */
+    failover: FailoverResult | undefined;
+    failoverError?: string;
+  };
 }
 
 export interface Ratio {
@@ -110,6 +117,16 @@ export const COMPARISONS: Comparison[] = [
   { key: 'p99', label: 'p99 fresh-pool ÷ mysql2-pool, both defaults (target ≤ 1.1)', a: 'fresh-pool', b: 'mysql2-pool', kind: 'p99', threshold: 1.1 },
 ];
 
+/** The cluster's routing cost: a one-node cluster against a pool on the same server, same settings. */
+export const ROUTING: Comparison = {
+  key: 'clusterRouting',
+  label: 'fresh-cluster (one node) ÷ fresh-pool, same server, same settings (target ≥ 0.97)',
+  a: CLUSTER_CONTENDER,
+  b: 'fresh-pool',
+  kind: 'ops',
+  threshold: 0.97,
+};
+
 const meets = (c: Comparison, x: number) => (c.kind === 'ops' ? x >= c.threshold : x <= c.threshold);
 const applies = (c: Comparison, concurrency: number) => !c.concurrencies || c.concurrencies.includes(concurrency);
 
@@ -131,21 +148,69 @@ function cellsOf(r: BenchResult, c: Comparison): Cell[] {
   return cells;
 }
 
+function routingFigure(r: BenchResult, workload: string, pool: ContenderName, concurrency: number): ThroughputFigure | undefined {
+  return r.cluster?.routing.figures.find((f) => f.workload === workload && f.pool === pool && f.concurrency === concurrency);
+}
+
+/** The routing-cost cells: one per workload and concurrency of the cluster section. */
+function routingCells(r: BenchResult): Cell[] {
+  const routing = r.cluster?.routing;
+  if (!routing) return [];
+  const cells: Cell[] = [];
+  for (const id of routing.workloads) {
+    const title = r.workloads.find((w) => w.id === id)?.title ?? id;
+    for (const concurrency of routing.concurrencies) {
+      const a = routingFigure(r, id, ROUTING.a, concurrency);
+      const b = routingFigure(r, id, ROUTING.b, concurrency);
+      if (a && b) cells.push({ workload: title, concurrency, ratio: pairedRatio(a.rounds, b.rounds) });
+    }
+  }
+  return cells;
+}
+
+/** A comparison's verdict over its cells: met when every cell is; undefined without cells. */
+function targetOf(c: Comparison, cells: Cell[]): Target | undefined {
+  if (cells.length === 0) return undefined;
+  const worst = cells.reduce((w, x) => ((c.kind === 'ops' ? x.ratio.median < w.ratio.median : x.ratio.median > w.ratio.median) ? x : w));
+  const met = cells.filter((x) => meets(c, x.ratio.median)).length;
+  const straddle = cells.filter((x) => x.ratio.min < c.threshold && x.ratio.max > c.threshold).length;
+  return {
+    name: c.label.replace(/ \(target (.*)\)$/, ': $1'),
+    met: met === cells.length,
+    figure: `${met}/${cells.length} cells met; worst ${worst.workload} at concurrency ${worst.concurrency}: ${ratioText(worst.ratio)}` +
+      (straddle ? `; ${straddle} cell(s) with rounds on both sides of ${c.threshold}` : ''),
+  };
+}
+
+const uncaughtOf = (x: FailoverFigure) => Object.values(x.uncaught ?? {}).reduce((a, b) => a + b, 0);
+
+const FAILOVER_TARGET = 'cluster failover: reads never fail, at most the writes in flight fail, writes resume on the new primary (mysql2 PoolCluster fails writes)';
+
+/** The failover target: ours against mysql2's PoolCluster through the same scripted failover. */
+function failoverTarget(r: BenchResult): Target | undefined {
+  const cluster = r.cluster;
+  if (!cluster) return undefined;
+  if (!cluster.failover) return cluster.failoverError === undefined ? undefined : { name: FAILOVER_TARGET, met: false, figure: `not run: ${cluster.failoverError}` };
+  const f = cluster.failover;
+  const mine = f.figures.find((x) => x.pool === 'fresh-cluster');
+  const theirs = f.figures.find((x) => x.pool === 'mysql2 PoolCluster');
+  if (!mine || !theirs) return undefined;
+  const describe = (x: FailoverFigure) =>
+    `${x.writes.errors} write errors, ${x.reads.errors} read errors, ${int(x.writesAfterFailover)} writes after the failover` +
+    (uncaughtOf(x) ? `, ${uncaughtOf(x)} uncaught exceptions` : '');
+  return {
+    name: FAILOVER_TARGET,
+    met: mine.reads.errors === 0 && mine.writes.errors <= f.writers && mine.writesAfterFailover > 0 && uncaughtOf(mine) === 0 && theirs.writes.errors > 0,
+    figure: `ours ${describe(mine)}; PoolCluster ${describe(theirs)}`,
+  };
+}
+
 /** The issue's targets, each with the figure that decides it. */
 export function targetsOf(r: BenchResult): Target[] {
   const targets: Target[] = [];
   for (const c of COMPARISONS) {
-    const cells = cellsOf(r, c);
-    if (cells.length === 0) continue;
-    const worst = cells.reduce((w, x) => ((c.kind === 'ops' ? x.ratio.median < w.ratio.median : x.ratio.median > w.ratio.median) ? x : w));
-    const met = cells.filter((x) => meets(c, x.ratio.median)).length;
-    const straddle = cells.filter((x) => x.ratio.min < c.threshold && x.ratio.max > c.threshold).length;
-    targets.push({
-      name: c.label.replace(/ \(target (.*)\)$/, ': $1'),
-      met: met === cells.length,
-      figure: `${met}/${cells.length} cells met; worst ${worst.workload} at concurrency ${worst.concurrency}: ${ratioText(worst.ratio)}` +
-        (straddle ? `; ${straddle} cell(s) with rounds on both sides of ${c.threshold}` : ''),
-    });
+    const target = targetOf(c, cellsOf(r, c));
+    if (target) targets.push(target);
   }
   targets.push({ name: 'zero pings on the hot workload', met: r.hotWorkload.pings === 0, figure: `${r.hotWorkload.pings} pings in ${int(r.hotWorkload.borrows)} borrows` });
   if (r.faults) {
@@ -157,6 +222,10 @@ export function targetsOf(r: BenchResult): Target[] {
     // Noise from a GC'd heap is a few hundred KB; growth per borrow below 0.1 byte is none.
     targets.push({ name: 'no heap growth per borrow', met: r.memory.bytesPerBorrow < 0.1, figure: `${r.memory.bytesPerBorrow.toFixed(3)} B/borrow` });
   }
+  const routing = targetOf(ROUTING, routingCells(r));
+  if (routing) targets.push(routing);
+  const failover = failoverTarget(r);
+  if (failover) targets.push(failover);
   return targets;
 }
 
@@ -167,6 +236,9 @@ export function noiseWarnings(r: BenchResult): string[] {
     for (const cell of cellsOf(r, c)) {
       if (withinNoise(cell.ratio)) out.push(`${cell.workload}, concurrency ${cell.concurrency}, ${c.label.replace(/ \(target.*\)/, '')}: ${ratioText(cell.ratio)}`);
     }
+  }
+  for (const cell of routingCells(r)) {
+    if (withinNoise(cell.ratio)) out.push(`${cell.workload}, concurrency ${cell.concurrency}, ${ROUTING.label.replace(/ \(target.*\)/, '')}: ${ratioText(cell.ratio)}`);
   }
   return out;
 }
@@ -276,6 +348,108 @@ function faultTable(faults: FaultFigure[]): Table {
   };
 }
 
+function routingTable(r: BenchResult): Table {
+  const rows: string[][] = [];
+  const routing = r.cluster!.routing;
+  for (const id of routing.workloads) {
+    const title = r.workloads.find((w) => w.id === id)?.title ?? id;
+    for (const concurrency of routing.concurrencies) {
+      const a = routingFigure(r, id, ROUTING.a, concurrency);
+      const b = routingFigure(r, id, ROUTING.b, concurrency);
+      if (!a || !b) continue;
+      const ratio = pairedRatio(a.rounds, b.rounds);
+      rows.push([
+        title,
+        String(concurrency),
+        int(a.opsPerSec),
+        int(b.opsPerSec),
+        `${ratioText(ratio)}${meets(ROUTING, ratio.median) ? ' ✓' : ' ✗'}`,
+        `${int(a.p99Us)} / ${int(b.p99Us)}`,
+      ]);
+    }
+  }
+  return {
+    headers: [
+      'workload',
+      'concurrency',
+      `${ROUTING.a} ops/s (median of rounds)`,
+      `${ROUTING.b} ops/s (median of rounds)`,
+      `${ROUTING.a} ÷ ${ROUTING.b} (median of per-round ratios) [min–max], target ≥ ${ROUTING.threshold}`,
+      'p99 µs cluster / pool (all rounds)',
+    ],
+    rows,
+    right: [1, 2, 3, 5],
+  };
+}
+
+function failoverTable(f: FailoverResult): Table {
+  const ms = (n: number | null) => (n === null ? 'never' : int(n));
+  const codes = (x: FailoverFigure) =>
+    Object.entries({ ...x.writes.codes, ...x.reads.codes })
+      .map(([code]) => `${code}: ${(x.writes.codes[code] ?? 0) + (x.reads.codes[code] ?? 0)}`)
+      .join(', ') || '—';
+  return {
+    headers: [
+      'pool',
+      'write errors / writes',
+      'read errors / reads',
+      'writes after the failover',
+      'first write after the kill, ms',
+      'longest write / read, ms',
+      'failover (kill → promoted), ms',
+      'uncaught exceptions (each fatal without a handler)',
+      'codes',
+    ],
+    rows: f.figures.map((x) => [
+      x.pool,
+      `${int(x.writes.errors)} / ${int(x.writes.calls)}`,
+      `${int(x.reads.errors)} / ${int(x.reads.calls)}`,
+      int(x.writesAfterFailover),
+      ms(x.firstWriteAfterKillMs),
+      `${int(x.writes.longestMs)} / ${int(x.reads.longestMs)}`,
+      int(x.failoverMs),
+      uncaughtOf(x) ? `${uncaughtOf(x)} (${Object.entries(x.uncaught).map(([code, k]) => `${code}: ${k}`).join(', ')})` : '0',
+      codes(x),
+    ]),
+    right: [1, 2, 3, 4, 5, 6],
+  };
+}
+
+function failoverContenderTable(): Table {
+  return { headers: ['pool', 'what it is'], rows: Object.entries(FAILOVER_NOTES) };
+}
+
+/** The cluster section: routing cost and failover, each a heading, a line on how, and a table. */
+function clusterSections(r: BenchResult, render: (t: Table) => string, heading: (s: string) => string): string[] {
+  const c = r.cluster;
+  if (!c) return [];
+  const out: string[] = [];
+  out.push(
+    heading('Cluster: routing cost (a one-node createCluster ÷ createPool on the same server, same settings)') +
+      `Both with max ${r.settings.size}, acquireTimeout 30 s, a silent logger, borrows by withConnection (the cluster's default route, the writer); ` +
+      `the same paired, rotating rounds as above (${r.settings.rounds} of ${r.settings.roundMs} ms each). The cluster's monitor checks its node every second on a connection of its own.\n\n` +
+      render(routingTable(r)),
+  );
+  const f = c.failover;
+  const title = 'Cluster: failover (kill -9 the primary, promote a replica, repoint the other) — what the callers saw';
+  if (f) {
+    out.push(
+      heading(title) +
+        `Each pool on a primary with two replicas of its own (MariaDB GTID replication on loopback, application user): ${f.writers} callers inserting and ${f.readers} reading, ` +
+        `each starting one call every ${f.cycleMs} ms (at once when a call took longer); ${int(f.leadMs)} ms of calls, then the primary killed (kill -9), ` +
+        `the replica that received most promoted and the other repointed at it, as an orchestrator does, then ${int(f.windowMs)} ms more. ` +
+        `Every call of the run is counted; a call still unsettled ${int(FAILOVER_GRACE_MS)} ms after the window counts as an error (unsettled). ` +
+        `Uncaught exceptions are counted by a process listener for the run: without one, each would have ended the process. ${f.size} connections per node.\n\n` +
+        render(failoverContenderTable()) +
+        '\n\n' +
+        render(failoverTable(f)),
+    );
+  } else if (c.failoverError !== undefined) {
+    out.push(heading(title) + `Not run: ${c.failoverError}`);
+  }
+  return out;
+}
+
 function targetTable(targets: Target[]): Table {
   return { headers: ['target', 'verdict', 'figure'], rows: targets.map((t) => [t.name, t.met ? 'met' : 'MISSED', t.figure]) };
 }
@@ -311,9 +485,17 @@ function notes(r: BenchResult): string[] {
   return out;
 }
 
-function sections(r: BenchResult, targets: Target[], render: (t: Table) => string, heading: (s: string) => string): string[] {
+interface Sections {
+  comparison: string;
+  /** Every pool, every workload, borrow cost, pings, faults, memory. */
+  details: string[];
+  cluster: string[];
+  verdicts: string;
+}
+
+function sections(r: BenchResult, targets: Target[], render: (t: Table) => string, heading: (s: string) => string): Sections {
+  const comparison = heading('Targets, per workload and concurrency: each cell the median of the per-round ratios [min–max]; ✓ met, ✗ missed, no mark: shown for reference') + render(comparisonTable(r));
   const out: string[] = [];
-  out.push(heading('Targets, per workload and concurrency: each cell the median of the per-round ratios [min–max]; ✓ met, ✗ missed, no mark: shown for reference') + render(comparisonTable(r)));
   for (const w of r.workloads) out.push(heading(w.sql === w.title ? w.title : `${w.title}: ${w.sql}`) + render(workloadTable(r, w.id)));
   out.push(heading('Borrow and give back, no statement, one caller (the pool\'s own cost)') + render(borrowTable(r)));
   out.push(
@@ -334,8 +516,12 @@ function sections(r: BenchResult, targets: Target[], render: (t: Table) => strin
         `Heap ${mb(r.memory.heapBeforeBytes)} after a warm-up, ${mb(r.memory.heapAfterBytes)} after ${int(r.memory.borrows)} borrows: ${r.memory.bytesPerBorrow.toFixed(3)} bytes per borrow.`,
     );
   }
-  out.push(heading('Target verdicts') + render(targetTable(targets)));
-  return out;
+  return {
+    comparison,
+    details: out,
+    cluster: clusterSections(r, render, heading),
+    verdicts: heading('Target verdicts') + render(targetTable(targets)),
+  };
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -344,7 +530,8 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 export function renderReport(r: BenchResult): string {
   const targets = targetsOf(r);
   const out = [`mysql-fresh-pool benchmark, ${describeRun(r)}`, '', ...[...LEGEND, ...notes(r)].map((l) => `  ${l.replace(/`/g, '')}`), ''];
-  out.push(sections(r, targets, renderText, (s) => `${s}\n`).join('\n\n'));
+  const s = sections(r, targets, renderText, (h) => `${h}\n`);
+  out.push([s.comparison, ...s.details, ...s.cluster, s.verdicts].join('\n\n'));
   const warnings = noiseWarnings(r);
   if (warnings.length) {
     out.push('', `WARNING: ${warnings.length} target comparison(s) within noise (spread of per-round ratios wider than the difference from 1):`);
@@ -361,10 +548,9 @@ export function renderMarkdownBlock(r: BenchResult, chartPath: string): string {
   out.push(`![Throughput per pool, workload and concurrency, and its ratio to mysql2's pool](${chartPath})`);
   out.push([...LEGEND, ...notes(r)].map((l) => `- ${l}`).join('\n'));
   out.push(renderMarkdown(contenderTable()));
-  const [comparison, ...rest] = sections(r, targets, renderMarkdown, (s) => `**${s}**\n\n`);
-  // The long per-workload tables fold away; the targets and verdicts stay in view.
-  const verdicts = rest.pop()!;
-  out.push(comparison!, `<details><summary>Every pool, every workload, borrow cost, pings, faults, memory</summary>\n\n${rest.join('\n\n')}\n\n</details>`, verdicts);
+  const s = sections(r, targets, renderMarkdown, (h) => `**${h}**\n\n`);
+  // The long per-workload tables fold away; the targets, the cluster section and the verdicts stay in view.
+  out.push(s.comparison, `<details><summary>Every pool, every workload, borrow cost, pings, faults, memory</summary>\n\n${s.details.join('\n\n')}\n\n</details>`, ...s.cluster, s.verdicts);
   const warnings = noiseWarnings(r);
   if (warnings.length) out.push(`**Within noise** (spread of the per-round ratios wider than the difference from 1):\n\n${warnings.map((w) => `- ${w}`).join('\n')}`);
   return out.join('\n\n');

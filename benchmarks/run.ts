@@ -1,7 +1,10 @@
 /**
  * `npm run bench`: starts a private MariaDB (or uses MYSQL_URL), pins this process and the
  * server to different cores when it can, runs every workload, prints the report on stdout,
- * and stops the server.
+ * and stops the server. Last comes the cluster section: a one-node cluster against a pool on the
+ * same server (the routing cost), then a scripted failover (kill -9 the primary, promote a
+ * replica) on a primary with two replicas of its own for this cluster and for mysql2's
+ * PoolCluster (needs mariadbd; skipped with MYSQL_URL).
  *
  * Output: benchmarks/results/local/latest.{json,svg,png} (git-ignored; `quick.*` for a quick
  * run). Committed files are never touched unless asked: `--save` also writes the dated result
@@ -23,6 +26,11 @@ import { CONTENDER_NAMES } from './contenders.js';
 import { REPO_ROOT, RESULTS_DIR } from './paths.js';
 import {
   borrowOverhead,
+  CLUSTER_WORKLOADS,
+  clusterRouting,
+  clusterRoutingPlanMs,
+  failover,
+  failoverPlanMs,
   faults,
   faultsPlanMs,
   idleStretches,
@@ -33,6 +41,7 @@ import {
   throughputPlanMs,
   TABLE,
   WORKLOADS,
+  type FailoverResult,
   type ThroughputFigure,
 } from './workloads.js';
 
@@ -60,8 +69,8 @@ if (quick && save) {
 }
 
 const settings = quick
-  ? { size: 8, concurrencies: [1, 16, 64], rounds: 2, roundMs: 100, warmMs: 20, firstWarmMs: 50, borrowRounds: 2, borrowMs: 50, idleCycles: 3, idleMs: 300, idleBurst: 50, faultCycles: 1, faultCalls: 4, waitTimeoutSeconds: 1, memoryBorrows: 50_000 }
-  : { size: 8, concurrencies: [1, 16, 64], rounds: 7, roundMs: 300, warmMs: 50, firstWarmMs: 150, borrowRounds: 5, borrowMs: 150, idleCycles: 10, idleMs: 500, idleBurst: 100, faultCycles: 3, faultCalls: 8, waitTimeoutSeconds: 1, memoryBorrows: 1_000_000 };
+  ? { size: 8, concurrencies: [1, 16, 64], rounds: 2, roundMs: 100, warmMs: 20, firstWarmMs: 50, borrowRounds: 2, borrowMs: 50, idleCycles: 3, idleMs: 300, idleBurst: 50, faultCycles: 1, faultCalls: 4, waitTimeoutSeconds: 1, memoryBorrows: 50_000, clusterConcurrencies: [1, 16], failoverCycleMs: 10, failoverLeadMs: 500, failoverWindowMs: 1_500 }
+  : { size: 8, concurrencies: [1, 16, 64], rounds: 7, roundMs: 300, warmMs: 50, firstWarmMs: 150, borrowRounds: 5, borrowMs: 150, idleCycles: 10, idleMs: 500, idleBurst: 100, faultCycles: 3, faultCalls: 8, waitTimeoutSeconds: 1, memoryBorrows: 1_000_000, clusterConcurrencies: [1, 16], failoverCycleMs: 10, failoverLeadMs: 1_000, failoverWindowMs: 3_000 };
 
 const teardowns: Array<() => unknown> = [];
 const holder = { teardown: (fn: () => unknown) => void teardowns.push(fn) };
@@ -133,6 +142,8 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const external = Boolean(process.env.MYSQL_URL);
   const t = { ...settings, contenders: CONTENDER_NAMES.length };
+  const routingSettings = { ...t, concurrencies: t.clusterConcurrencies };
+  const failoverSettings = { cycleMs: t.failoverCycleMs, leadMs: t.failoverLeadMs, windowMs: t.failoverWindowMs };
   const steps: Step[] = [
     { title: external ? 'setup: fill the 100k-row table' : 'setup: private MariaDB, 100k-row table', planMs: 4_000 },
     ...WORKLOADS.map((w) => ({ title: `throughput: ${w.title}`, planMs: throughputPlanMs(t, t.contenders), paced: true })),
@@ -140,6 +151,8 @@ async function main(): Promise<void> {
     { title: 'idle stretches past connWaitAge', planMs: t.idleCycles * (t.idleMs + 50) },
     { title: 'faults: wait_timeout, busy loop, KILL', planMs: 2_500 + faultsPlanMs(t.waitTimeoutSeconds, t.faultCycles) },
     { title: `memory: ${t.memoryBorrows.toLocaleString('en')} borrows`, planMs: t.memoryBorrows * 0.004 + 500 },
+    { title: `cluster: routing cost, one-node cluster vs pool (${CLUSTER_WORKLOADS.map((w) => w.title).join(', ')})`, planMs: clusterRoutingPlanMs(routingSettings), paced: true },
+    { title: 'cluster: failover (kill -9 the primary, promote a replica), ours vs mysql2 PoolCluster', planMs: failoverPlanMs(failoverSettings) },
   ];
   const progress = new Progress(steps);
   progress.say(`mysql-fresh-pool benchmark${quick ? ' (quick: for checking the benchmark, not for figures)' : ''}`);
@@ -176,6 +189,23 @@ async function main(): Promise<void> {
     }
     progress.begin(step++);
     const mem = await memory(server, t.memoryBorrows, progress.tick);
+    // The cluster section comes after the memory workload, so nothing of it is on that heap.
+    progress.begin(step++);
+    const routing = await clusterRouting(server, routingSettings, progress.tick);
+    progress.begin(step++);
+    let failoverResult: FailoverResult | undefined;
+    let failoverError: string | undefined;
+    if (server.canRestart) {
+      try {
+        failoverResult = await failover(holder, failoverSettings, progress.tick);
+      } catch (err) {
+        // The rest of the run stands; the result says the failover did not run, and why.
+        failoverError = (err as Error).message ?? String(err);
+        progress.say(`cluster failover failed: ${(err as Error).stack ?? String(err)}`);
+      }
+    } else {
+      progress.say('cluster failover skipped: with MYSQL_URL the benchmark starts no servers of its own');
+    }
 
     const version = await serverVersion(server);
     if (external) await server.query(`DROP TABLE IF EXISTS ${TABLE}`);
@@ -200,6 +230,7 @@ async function main(): Promise<void> {
       idleStretches: idle,
       faults: faultFigures,
       memory: mem,
+      cluster: { routing, failover: failoverResult, ...(failoverError === undefined ? {} : { failoverError }) },
     };
     const json = `${JSON.stringify({ ...result, targets: targetsOf(result) }, null, 2)}\n`;
     // Loaded only now: Vega's code stays out of the heap while the pools are measured.

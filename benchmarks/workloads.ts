@@ -7,8 +7,20 @@
  * with round i of another.
  */
 import hdr from 'hdr-histogram-js';
-import { CONTENDER_NAMES, createContender, type Contender, type ContenderName, type Queryable } from './contenders.js';
+import {
+  CLUSTER_CONTENDER,
+  CONTENDER_NAMES,
+  createContender,
+  createFailoverContender,
+  FAILOVER_CONTENDER_NAMES,
+  type Contender,
+  type ContenderName,
+  type FailoverContender,
+  type FailoverContenderName,
+  type Queryable,
+} from './contenders.js';
 import { busyWait, sleep, type TestServer } from '../test/helpers/mariadb.js';
+import { startReplication, type Replication, type ReplicationNode } from '../test/helpers/replication.js';
 
 /** The table the row workloads read and write: created and filled once per run. */
 export const TABLE = 'fresh_pool_bench_rows';
@@ -356,4 +368,253 @@ export async function memory(server: TestServer, borrows: number, tick: Tick): P
   } finally {
     await fresh.end();
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster section: what routing costs, and what users see through a failover.
+
+/** The workloads the routing cost is measured on: the cheapest statements, where it shows most. */
+export const CLUSTER_WORKLOADS: readonly Workload[] = WORKLOADS.filter((w) => w.id === 'select1' || w.id === 'pk');
+
+export interface ClusterRoutingResult {
+  concurrencies: number[];
+  workloads: Array<Workload['id']>;
+  /** `fresh-cluster` and `fresh-pool`, rounds paired as in the throughput workloads. */
+  figures: ThroughputFigure[];
+}
+
+/** Planned wall time of the routing-cost part, ms. */
+export const clusterRoutingPlanMs = (s: ThroughputSettings) => CLUSTER_WORKLOADS.length * throughputPlanMs(s, 2);
+
+/**
+ * A cluster whose one node is the benchmark's server against a pool on the same server, same
+ * settings, in the throughput workloads' paired, rotating rounds: the cost of routing.
+ */
+export async function clusterRouting(server: TestServer, s: ThroughputSettings, tick: Tick): Promise<ClusterRoutingResult> {
+  const contenders = ([CLUSTER_CONTENDER, 'fresh-pool'] as const).map((name) => createContender(name, { url: server.url, size: s.size }));
+  const figures: ThroughputFigure[] = [];
+  try {
+    for (const [wi, w] of CLUSTER_WORKLOADS.entries()) {
+      const result = await throughput(contenders, w, s, (fraction, detail) => tick((wi + fraction) / CLUSTER_WORKLOADS.length, `${w.title} · ${detail}`));
+      figures.push(...result.figures);
+    }
+  } finally {
+    await Promise.all(contenders.map((c) => c.end().catch(() => undefined)));
+  }
+  tick(1, 'done');
+  return { concurrencies: s.concurrencies, workloads: CLUSTER_WORKLOADS.map((w) => w.id), figures };
+}
+
+/** The failover scenario's fixed shape (the issue's: 16 callers). */
+export const FAILOVER = { writers: 8, readers: 8, size: 8, monitorIntervalMs: 200 } as const;
+const FAILOVER_TABLE = 'fresh_pool_bench_failover';
+const FAILOVER_WRITE = `INSERT INTO ${FAILOVER_TABLE} (worker) VALUES (?)`;
+const FAILOVER_READ = `SELECT MAX(id) AS id FROM ${FAILOVER_TABLE}`;
+
+export interface FailoverSettings {
+  /** Each caller starts one call every `cycleMs` (at once when a call took longer): a steady stream of requests. */
+  cycleMs: number;
+  /** Calls before the kill. */
+  leadMs: number;
+  /** Calls after the failover is done (replica promoted, the other repointed). */
+  windowMs: number;
+}
+
+export interface CallCount {
+  calls: number;
+  /** Calls that rejected, and calls still unsettled `FAILOVER_GRACE_MS` after the window (code `unsettled`). */
+  errors: number;
+  /** Error codes seen, with counts. */
+  codes: Record<string, number>;
+  /** The longest call that settled, failed or not, ms. */
+  longestMs: number;
+}
+
+export interface FailoverFigure {
+  pool: FailoverContenderName;
+  /** The replica promoted (the one that had received most, as an orchestrator picks). */
+  promoted: string;
+  /** From the kill to the promotion and repoint done, ms. */
+  failoverMs: number;
+  /** Every call of the run: before the kill, through the failover, and in the window after it. */
+  writes: CallCount;
+  reads: CallCount;
+  /** Writes issued after the failover was done that succeeded. */
+  writesAfterFailover: number;
+  /** From the kill to the end of the first write issued after it that succeeded, ms; null: none did. */
+  firstWriteAfterKillMs: number | null;
+  /**
+   * Exceptions no caller could catch ('uncaughtException', including unhandled rejections),
+   * by code: each would have ended a process without a handler. The benchmark counts them.
+   */
+  uncaught: Record<string, number>;
+}
+
+export interface FailoverResult extends FailoverSettings {
+  writers: number;
+  readers: number;
+  size: number;
+  monitorIntervalMs: number;
+  figures: FailoverFigure[];
+}
+
+/** Planned wall time of the failover part, ms: two topologies started at once, then each contender's run. */
+export const failoverPlanMs = (s: FailoverSettings) => 10_000 + FAILOVER_CONTENDER_NAMES.length * (s.leadMs + 1_500 + s.windowMs + 500);
+
+interface Call {
+  write: boolean;
+  start: number;
+  end: number;
+  error?: string;
+}
+
+/** How long calls still in flight at the end of the window may take to settle; later, they count as `unsettled` errors. */
+export const FAILOVER_GRACE_MS = 2_000;
+
+/** What identifies an error in the tables: its code, else its errno, else its class, else (a plain Error) its message. */
+const errorKey = (err: unknown) => {
+  const e = err as { code?: unknown; errno?: unknown; name?: unknown; message?: unknown } | undefined;
+  if (e?.code !== undefined || e?.errno !== undefined) return String(e.code ?? e.errno);
+  if (typeof e?.name === 'string' && e.name !== 'Error') return e.name;
+  return String(e?.message ?? err);
+};
+
+/**
+ * `FAILOVER.writers` callers writing and `FAILOVER.readers` reading, each one call per
+ * `cycleMs`, until stopped. `stop()` waits up to `FAILOVER_GRACE_MS` for the calls in flight,
+ * then gives every call of the run, those still unsettled marked as such.
+ */
+function failoverLoad(c: FailoverContender, cycleMs: number): { stop(): Promise<Call[]> } {
+  const calls: Call[] = [];
+  const inFlight = new Set<Call>();
+  let running = true;
+  const caller = async (write: boolean, worker: number) => {
+    while (running) {
+      const start = performance.now();
+      const call: Call = { write, start, end: start };
+      inFlight.add(call);
+      try {
+        await (write ? c.write(FAILOVER_WRITE, [worker]) : c.read(FAILOVER_READ));
+      } catch (err) {
+        call.error = errorKey(err);
+      }
+      call.end = performance.now();
+      if (!inFlight.delete(call)) return; // counted as unsettled already
+      calls.push(call);
+      const rest = start + cycleMs - call.end;
+      if (rest > 0 && running) await sleep(rest);
+    }
+  };
+  const workers = [
+    ...Array.from({ length: FAILOVER.writers }, (_, w) => caller(true, w)),
+    ...Array.from({ length: FAILOVER.readers }, (_, w) => caller(false, FAILOVER.writers + w)),
+  ];
+  return {
+    stop: async () => {
+      running = false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(workers), new Promise((resolve) => (timer = setTimeout(resolve, FAILOVER_GRACE_MS)))]);
+      clearTimeout(timer);
+      for (const call of inFlight) calls.push({ ...call, end: call.start, error: 'unsettled' });
+      inFlight.clear();
+      return calls;
+    },
+  };
+}
+
+/** Transactions received from the primary (the sum of Gtid_IO_Pos's sequence numbers). */
+async function received(r: Replication, node: ReplicationNode): Promise<number> {
+  const pos = (await r.slaveStatus(node))?.Gtid_IO_Pos ?? '';
+  return pos
+    .split(',')
+    .map((g) => Number(g.trim().split('-')[2] ?? 0))
+    .reduce((a, b) => a + b, 0);
+}
+
+function countOf(calls: Call[]): CallCount {
+  const codes: Record<string, number> = {};
+  let errors = 0;
+  let longestMs = 0;
+  for (const c of calls) {
+    if (c.error !== 'unsettled') longestMs = Math.max(longestMs, c.end - c.start);
+    if (c.error === undefined) continue;
+    errors++;
+    codes[c.error] = (codes[c.error] ?? 0) + 1;
+  }
+  return { calls: calls.length, errors, codes, longestMs: Math.round(longestMs) };
+}
+
+/**
+ * For each failover contender, on a primary with two replicas of its own (both topologies
+ * started at once, before either runs): 16 callers (8 writing, 8 reading) for `leadMs`; then
+ * the failover an orchestrator scripts: kill -9 the primary, promote the replica that received
+ * most, repoint the other at it; then `windowMs` more. Counts what the callers saw.
+ */
+export async function failover(holder: { teardown(fn: () => unknown): void }, s: FailoverSettings, tick: Tick): Promise<FailoverResult> {
+  const n = FAILOVER_CONTENDER_NAMES.length;
+  tick(0, `starting ${n} primaries with 2 replicas each`);
+  // Writes commit to the OS, not the disk: the run measures the pools, not fsync.
+  const topologies = await Promise.all(
+    FAILOVER_CONTENDER_NAMES.map(() => startReplication(holder, { replicas: 2, extraArgs: ['--innodb-flush-log-at-trx-commit=2'] })),
+  );
+  const figures: FailoverFigure[] = [];
+  for (const [i, name] of FAILOVER_CONTENDER_NAMES.entries()) {
+    const r = topologies[i]!;
+    const at = (part: number, detail: string) => tick(0.3 + (0.7 * (i + part)) / n, `${name}: ${detail}`);
+    // Counted, not fatal, from this contender's start until its servers are gone.
+    const uncaught: Record<string, number> = {};
+    const onUncaught = (err: unknown) => void (uncaught[errorKey(err)] = (uncaught[errorKey(err)] ?? 0) + 1);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const [primary, replica1, replica2] = r.nodes as [ReplicationNode, ReplicationNode, ReplicationNode];
+      await primary.query(`CREATE TABLE ${FAILOVER_TABLE} (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, worker INT NOT NULL)`);
+      await r.waitReplicated(replica1);
+      await r.waitReplicated(replica2);
+      const contender = createFailoverContender(name, r.nodes, { size: FAILOVER.size, monitorInterval: FAILOVER.monitorIntervalMs });
+      let load: ReturnType<typeof failoverLoad> | undefined;
+      try {
+        await contender.ready();
+        at(0, `${FAILOVER.writers + FAILOVER.readers} callers for ${s.leadMs} ms`);
+        load = failoverLoad(contender, s.cycleMs);
+        await sleep(s.leadMs);
+        at(0.2, 'kill -9 the primary');
+        const killAt = performance.now();
+        await r.kill9(primary);
+        // As an orchestrator does: the replica that received most becomes the primary.
+        const [next, other] = (await received(r, replica2)) > (await received(r, replica1)) ? [replica2, replica1] : [replica1, replica2];
+        at(0.3, `promote ${next.name}, repoint ${other.name}`);
+        await r.promote(next, { catchUp: true });
+        await r.repoint(other, next);
+        const failedOverAt = performance.now();
+        at(0.4, `${s.windowMs} ms after the failover`);
+        await sleep(s.windowMs);
+        const calls = await load.stop();
+        const writes = calls.filter((c) => c.write);
+        const firstWrite = writes.filter((c) => c.error === undefined && c.start >= killAt).reduce((min, c) => Math.min(min, c.end), Infinity);
+        figures.push({
+          pool: name,
+          promoted: next.name,
+          failoverMs: Math.round(failedOverAt - killAt),
+          writes: countOf(writes),
+          reads: countOf(calls.filter((c) => !c.write)),
+          writesAfterFailover: writes.filter((c) => c.error === undefined && c.start >= failedOverAt).length,
+          firstWriteAfterKillMs: Number.isFinite(firstWrite) ? Math.round(firstWrite - killAt) : null,
+          uncaught,
+        });
+      } finally {
+        at(0.95, 'ending');
+        // The callers stop even when the script failed half-way (a second stop costs nothing).
+        await load?.stop();
+        // Bounded: a pool left in a broken state by the failover must not hold up the run.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([contender.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, FAILOVER_GRACE_MS)))]);
+        clearTimeout(timer);
+      }
+    } finally {
+      await r.destroy();
+      process.off('uncaughtException', onUncaught);
+    }
+  }
+  tick(1, 'done');
+  return { ...s, ...FAILOVER, figures };
 }
