@@ -225,9 +225,12 @@ function integer(field: string, value: unknown, least: number): number {
   return value;
 }
 
+/** What a pool's (or a cluster's, or a node's) name may be: it labels logs and metrics. */
+export const POOL_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
 function poolName(value: unknown): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(value)) {
-    throw new ConfigError('name', value, 'expected 1 to 64 letters, digits, or _ . : -');
+  if (typeof value !== 'string' || !POOL_NAME.test(value)) {
+    throw new ConfigError('name', value, 'expected 1 to 128 letters, digits, or _ . : -');
   }
   return value;
 }

@@ -347,8 +347,19 @@ export function wrongNodeErrno(err: unknown, inTransaction: boolean): number | u
   if (err === null || typeof err !== 'object') return undefined;
   const errno = (err as { errno?: unknown }).errno;
   if (typeof errno !== 'number' || !WRONG_NODE_ERRNOS.has(errno)) return undefined;
-  return errno === ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && inTransaction ? undefined : errno;
+  if (errno === ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && inTransaction) return undefined;
+  // The same numbers have other meanings: 1290 for --secure-file-priv too, 1047 for an
+  // unknown command, 1180 for any failed COMMIT. Only the server state counts.
+  const message = String((err as { message?: unknown }).message ?? '');
+  const means = WRONG_NODE_MESSAGES.get(errno);
+  return means === undefined || means.test(message) ? errno : undefined;
 }
+
+const WRONG_NODE_MESSAGES: ReadonlyMap<number, RegExp> = new Map([
+  [1290, /read.only/i],
+  [1047, /wsrep|prepared node/i],
+  [1180, /primary component|wsrep|galera/i],
+]);
 
 const ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION = 1792;
 

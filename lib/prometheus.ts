@@ -29,7 +29,7 @@ type Samples = Array<[Labels, number]>;
 
 /** The values of the role and health state sets, every one always exported (0 or 1). */
 const ROLES = ['writer', 'reader', 'none'] as const satisfies readonly NodeRole[];
-const HEALTHS = ['up', 'down', 'suspect', 'lagging', 'replicationBroken', 'notSynced', 'unknown'] as const satisfies readonly NodeHealth[];
+const HEALTHS = ['up', 'down', 'suspect', 'lagging', 'replicationBroken', 'sourceLost', 'notSynced', 'unknown'] as const satisfies readonly NodeHealth[];
 // A role or health added to the cluster and not listed here fails the typecheck.
 const everyRole: [Exclude<NodeRole, (typeof ROLES)[number]>] extends [never] ? true : false = true;
 const everyHealth: [Exclude<NodeHealth, (typeof HEALTHS)[number]>] extends [never] ? true : false = true;

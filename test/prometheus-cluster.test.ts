@@ -75,7 +75,7 @@ function roles(samples: Sample[]): Record<string, Record<string, number>> {
 const ROLES_A_WRITES = { 'shop/a': { writer: 1, reader: 0, none: 0 }, 'shop/b': { writer: 0, reader: 1, none: 0 } };
 const ROLES_B_WRITES = { 'shop/a': { writer: 0, reader: 1, none: 0 }, 'shop/b': { writer: 1, reader: 0, none: 0 } };
 const ROLES_NO_WRITER = { 'shop/a': { writer: 0, reader: 1, none: 0 }, 'shop/b': { writer: 0, reader: 1, none: 0 } };
-const HEALTHS = ['up', 'down', 'suspect', 'lagging', 'replicationBroken', 'notSynced', 'unknown'];
+const HEALTHS = ['up', 'down', 'suspect', 'lagging', 'replicationBroken', 'sourceLost', 'notSynced', 'unknown'];
 
 t.test('a cluster: node pools labelled cluster and node, roles, health, writer; a failover flips the role series', async (t) => {
   const cluster = createCluster({ name: 'shop', nodes: [{ name: 'a', uri: s1.url }, { name: 'b', uri: s2.url }], monitorInterval: 100, logger: silent });

@@ -9,7 +9,8 @@ import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { isPermanentFailure } from '../connector.js';
-import { ConfigError, InvalidArgumentError, PoolClosedError, ConnectError, ConnectionSetupError, type PoolStats } from '../errors.js';
+import { describeTarget } from '../config.js';
+import { AcquireTimeoutError, ConfigError, InvalidArgumentError, PoolClosedError, ConnectError, ConnectionSetupError, type PoolStats } from '../errors.js';
 import type { LentConnection } from '../lent-connection.js';
 import { poolLog, type PoolLog } from '../log.js';
 import { createPool, type FreshPool, type Lease, type PoolConnection } from '../pool/index.js';
@@ -19,7 +20,7 @@ import { ClusterUnavailableError } from './errors.js';
 import { ClusterSession, GtidSet, type RoutedLease } from './session.js';
 import { NodeMonitor } from './monitor.js';
 import { candidatesFor, pickFrom, type Need } from './router.js';
-import { decideTopology, describeTopology, type NodeObservation, type NodeState } from './topology.js';
+import { ambiguousWriters, decideTopology, describeTopology, type NodeObservation, type NodeState } from './topology.js';
 
 /** Where a borrow goes. */
 export interface RouteOptions {
@@ -73,10 +74,15 @@ export interface FreshClusterEvents {
 
 interface Node {
   readonly name: string;
+  /** For errors: host and port, or socket; never the password. */
+  readonly target: string;
   readonly pool: FreshPool;
   readonly monitor: NodeMonitor;
   observation: NodeObservation | undefined;
   suspect: boolean;
+  // Suspicion is cleared only by a check that started after it (one under way read the old state).
+  suspectUntilCheck: number;
+  warnedDenied: boolean;
 }
 
 // Why a borrow left the node it waited on; internal.
@@ -89,7 +95,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   readonly #log: PoolLog;
   readonly #nodes: Node[];
   readonly #byName: ReadonlyMap<string, Node>;
-  #states: NodeState[];
+  #states: readonly NodeState[];
   #writers = new Set<string>();
   // Per need, the nodes that may take a borrow: computed at each topology change, read per borrow.
   #candidates: Record<Need, NodeState[]> = { writer: [], reader: [] };
@@ -97,6 +103,9 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   #waiters = new Set<() => void>();
   #turn = 0;
   #ending: Promise<void> | undefined;
+  // Set by end() before it wakes the waiting borrows, so that they see it.
+  #closing = false;
+  #warnedAmbiguous = '';
 
   constructor(config: ClusterConfig) {
     super();
@@ -108,10 +117,13 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       const pool = createPool(spec.poolConfig);
       const node: Node = {
         name: spec.name,
+        target: describeTarget(spec.resolved.connection),
         pool,
-        monitor: new NodeMonitor(spec.resolved.connection, timings, (observation) => this.#observed(node, observation)),
+        monitor: new NodeMonitor(spec.resolved.connection, timings, (observation, seq) => this.#observed(node, observation, seq)),
         observation: undefined,
         suspect: false,
+        suspectUntilCheck: 0,
+        warnedDenied: false,
       };
       pool.on('wrongNode', (event) => this.#wrongNode(node, event.errno));
       return node;
@@ -137,8 +149,10 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     await Promise.all(this.#nodes.map((node) => (node.observation === undefined ? node.monitor.checkNow() : undefined)));
     const deadlineMs = Date.now() + this.#config.acquireTimeoutMs;
     while (candidatesFor('writer', this.#states).length === 0) {
-      if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError('writer', this.#config.acquireTimeoutMs, this.#states, undefined);
-      if (this.#ending) throw new PoolClosedError();
+      const permanent = this.#permanentFailure();
+      if (permanent !== undefined) throw permanent;
+      if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError('writer', this.#config.acquireTimeoutMs, this.#states, this.#lastCheckError());
+      if (this.#closing) throw new PoolClosedError();
     }
     const warmed = await Promise.allSettled(this.#nodes.map((node) => (node.observation?.reachable ? node.pool.ready() : undefined)));
     for (const [i, outcome] of warmed.entries()) {
@@ -173,7 +187,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   session(options?: { after?: string }): ClusterSession {
     if (!this.#config.readYourWrites) throw new ConfigError('readYourWrites', false, 'cluster.session() needs createCluster({ readYourWrites: true })');
     const after = GtidSet.parse(options?.after, 'after');
-    const router = { borrow: (need: Need) => this.#borrowRouted(need), log: this.#log };
+    const router = { borrow: (need: Need) => this.#borrowRouted(need), log: this.#log, statementTimeoutMs: this.#config.pingTimeoutMs };
     return new ClusterSession(router, after, this.#config.readYourWritesTimeoutMs);
   }
 
@@ -260,6 +274,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
    * `timeout`), and fails the borrows still waiting for a node with `PoolClosedError`.
    */
   end(options?: { timeout?: number }): Promise<void> {
+    this.#closing = true;
     this.#ending ??= (async () => {
       this.#wake();
       await Promise.all(this.#nodes.map((n) => n.monitor.stop()));
@@ -277,19 +292,24 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     const deadlineMs = Date.now() + timeoutMs;
     let lastError: unknown;
     for (;;) {
-      if (this.#ending) throw new PoolClosedError();
+      if (this.#closing) throw new PoolClosedError();
       const name = pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
       if (name === undefined) {
-        if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
+        // Wrong credentials on every node that could serve: no wait will fix it.
+        const permanent = this.#permanentFailure();
+        if (permanent !== undefined) throw permanent;
+        if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError ?? this.#lastCheckError());
         continue;
       }
       try {
         const lease = await this.#leaseWhileEligible(name, need);
         return { lease, node: this.#states.find((s) => s.name === name)! };
       } catch (err) {
-        if (err instanceof PoolClosedError && this.#ending) throw err;
+        if (err instanceof PoolClosedError && this.#closing) throw err;
         // Credentials or session setup: another node will not do better.
         if (err instanceof ConnectionSetupError || (err instanceof ConnectError && isPermanent(err))) throw err;
+        // The node stayed fit all along: its pool was busy, which is what the caller must hear.
+        if (err instanceof AcquireTimeoutError && this.#candidates[need].some((s) => s.name === name)) throw err;
         lastError = err;
         if (Date.now() >= deadlineMs) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
       }
@@ -315,7 +335,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       };
       const onChange = () => {
         if (settled) return;
-        if (this.#ending) return abandon(new PoolClosedError());
+        if (this.#closing) return abandon(new PoolClosedError());
         if (!this.#candidates[need].some((s) => s.name === name)) abandon(new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`));
         else this.#waiters.add(onChange);
       };
@@ -346,7 +366,8 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         this.#waiters.delete(onChange);
         resolve(false);
       }, Math.max(0, deadlineMs - Date.now()));
-      timer.unref();
+      // Not unref'd: a borrow waiting for a node keeps the process alive until it settles, as
+      // a single pool's waiting borrow does.
       this.#waiters.add(onChange);
     });
   }
@@ -357,19 +378,40 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     for (const wake of waiters) wake();
   }
 
-  #observed(node: Node, observation: NodeObservation): void {
+  #observed(node: Node, observation: NodeObservation, checkSeq: number): void {
     node.observation = observation;
-    node.suspect = false; // a fresh check says more than the error that raised the suspicion
+    // A check that started after the wrong-node error says more than the error did.
+    if (checkSeq > node.suspectUntilCheck) node.suspect = false;
     if (!observation.reachable) this.#log.debug({ node: node.name, err: observation.error }, 'node check failed');
+    if (observation.replicaStatusDenied === true && !node.warnedDenied) {
+      node.warnedDenied = true;
+      this.#log.warn({ node: node.name }, 'cannot read the replica status: grant REPLICATION CLIENT (SLAVE MONITOR); replication lag is not checked');
+    }
     this.#update();
   }
 
   #wrongNode(node: Node, errno: number): void {
-    if (this.#ending) return;
+    if (this.#closing) return;
     this.#log.warn({ node: node.name, errno }, 'node suspect after a wrong-node error; checking the topology now');
     node.suspect = true;
+    node.suspectUntilCheck = node.monitor.checksStarted;
     this.#update();
     void node.monitor.checkNow();
+  }
+
+  // A ConnectError for a node whose last check failed on credentials or an unknown database,
+  // when no node can take borrows: no wait will fix it.
+  #permanentFailure(): ConnectError | undefined {
+    for (const node of this.#nodes) {
+      const err = node.observation?.reachable === false ? node.observation.error : undefined;
+      if (err !== undefined && isPermanentFailure(err)) return new ConnectError(node.target, err);
+    }
+    return undefined;
+  }
+
+  // What the last failed check of a node that is down said, for an error's cause.
+  #lastCheckError(): Error | undefined {
+    return this.#nodes.find((n) => n.observation?.reachable === false)?.observation?.error;
   }
 
   #update(): void {
@@ -379,7 +421,18 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       return s.role !== was.role || s.health !== was.health;
     });
     this.#states = next;
-    this.#writers = new Set(next.filter((s) => s.role === 'writer').map((s) => s.name));
+    // The writer is kept while it qualifies, but only once every node has answered once: before
+    // that the choice is provisional, or whichever Galera node answered first would keep the
+    // role over the one with the lowest wsrep_local_index.
+    // Kept through a failover (no writer for a while): an old primary back writable must not
+    // win over the node promoted in the meantime.
+    const writersNow = next.filter((s) => s.role === 'writer').map((s) => s.name);
+    if (writersNow.length !== 0 && this.#nodes.every((n) => n.observation !== undefined)) this.#writers = new Set(writersNow);
+    const ambiguous = ambiguousWriters(this.#inputs(), this.#writers, this.#topologyOptions()).join(',');
+    if (ambiguous !== this.#warnedAmbiguous) {
+      this.#warnedAmbiguous = ambiguous;
+      if (ambiguous !== '') this.#log.warn({ nodes: ambiguous }, 'more than one writable node and none was the writer: no writes until all but one are read-only');
+    }
     this.#candidates = { writer: candidatesFor('writer', next), reader: candidatesFor('reader', next) };
     if (!changed) return;
     const event: TopologyEvent = Object.freeze({ cluster: this.#config.name, writer: this.#writer(), nodes: next });
@@ -394,12 +447,16 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     this.#wake();
   }
 
-  #decide(): NodeState[] {
-    return decideTopology(
-      this.#nodes.map((n) => ({ name: n.name, observation: n.observation, suspect: n.suspect })),
-      this.#writers,
-      { maxReplicationLagMs: this.#config.maxReplicationLagMs, galeraWriters: this.#config.galeraWriters },
-    );
+  #decide(): readonly NodeState[] {
+    return decideTopology(this.#inputs(), this.#writers, this.#topologyOptions());
+  }
+
+  #inputs() {
+    return this.#nodes.map((n) => ({ name: n.name, observation: n.observation, suspect: n.suspect }));
+  }
+
+  #topologyOptions() {
+    return { maxReplicationLagMs: this.#config.maxReplicationLagMs, galeraWriters: this.#config.galeraWriters };
   }
 
   #writer(): string | undefined {

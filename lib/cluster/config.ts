@@ -4,7 +4,7 @@
  * `createCluster`: a `ConfigError` names the field and the value.
  */
 import type { ConnectionOptions } from 'mysql2/promise';
-import { resolveConfig, type FreshPoolConfig, type ResolvedConfig } from '../config.js';
+import { POOL_NAME, redactUrl, resolveConfig, type FreshPoolConfig, type ResolvedConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 
 /** A node: a URL, or mysql2 connection options; `name` labels it in stats, events, logs and metrics. */
@@ -80,11 +80,16 @@ const TRACK_LAST_GTID = "SET SESSION session_track_system_variables = CONCAT_WS(
 export function resolveClusterConfig(config: ClusterConfig): ResolvedClusterConfig {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ConfigError('config', config, 'expected an object');
   const { nodes } = config;
-  if (!Array.isArray(nodes) || nodes.length === 0) throw new ConfigError('nodes', nodes, 'expected a non-empty array of URLs or connection options');
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    // Never the value itself: a single URL or an options object carries the password.
+    const shown = typeof nodes === 'string' ? redactUrl(nodes) : Array.isArray(nodes) ? nodes : typeof nodes;
+    throw new ConfigError('nodes', shown, 'expected a non-empty array of URLs or connection options');
+  }
   const poolOptions: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) if (!CLUSTER_KEYS.has(key)) poolOptions[key] = value;
   if ('connection' in poolOptions) throw new ConfigError('connection', '[redacted]', 'a cluster takes `nodes`, not `connection`');
-  const clusterName = (config.name ?? CLUSTER_DEFAULTS.name) as string;
+  const clusterName = (config.name ?? CLUSTER_DEFAULTS.name) as unknown;
+  if (typeof clusterName !== 'string' || !POOL_NAME.test(clusterName)) throw new ConfigError('name', clusterName, 'expected 1 to 128 letters, digits, or _ . : -');
   const readYourWrites = config.readYourWrites ?? CLUSTER_DEFAULTS.readYourWrites;
   if (typeof readYourWrites !== 'boolean') throw new ConfigError('readYourWrites', readYourWrites, 'expected a boolean');
   if (readYourWrites) {
@@ -107,6 +112,9 @@ export function resolveClusterConfig(config: ClusterConfig): ResolvedClusterConf
       throw err;
     }
     const name = given ?? `${resolved.connection.host ?? 'localhost'}:${resolved.connection.port ?? 3306}`;
+    if (!POOL_NAME.test(`${clusterName}.${name}`)) {
+      throw new ConfigError(`nodes[${i}].name`, name, `expected letters, digits, or _ . : -, at most ${127 - clusterName.length} with the cluster's name`);
+    }
     if (seen.has(name)) throw new ConfigError(`nodes[${i}].name`, name, 'two nodes share this name; give each a distinct `name`');
     seen.add(name);
     const poolConfig: FreshPoolConfig = {
@@ -149,12 +157,19 @@ function splitNode(node: unknown, i: number): { name: string | undefined; connec
   return { name: name as string | undefined, connection: Object.defineProperties({}, descriptors) as ConnectionOptions };
 }
 
+// Node's timers take at most 2^31 - 1 ms; a longer delay fires after 1 ms (a check storm).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function positive(field: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new ConfigError(field, value, 'expected a whole number of ms, at least 1');
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMER_MS) {
+    throw new ConfigError(field, value, `expected a whole number of ms from 1 to ${MAX_TIMER_MS}`);
+  }
   return value;
 }
 
 function nonNegative(field: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new ConfigError(field, value, 'expected a whole number of ms, 0 or more');
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
+    throw new ConfigError(field, value, `expected a whole number of ms from 0 to ${MAX_TIMER_MS}`);
+  }
   return value;
 }

@@ -25,7 +25,7 @@ class CheckTimeout extends Error {
 export class NodeMonitor {
   readonly #options: Readonly<ConnectionOptions>;
   readonly #timings: MonitorTimings;
-  readonly #report: (observation: NodeObservation) => void;
+  readonly #report: (observation: NodeObservation, checkSeq: number) => void;
   #conn: driver.DriverConnection | undefined;
   #dialing: driver.Dialing | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -34,13 +34,19 @@ export class NodeMonitor {
   #stopped = false;
   #delayMs: number;
   #last: NodeObservation | undefined;
+  #started = 0;
 
-  /** `report` is told the outcome of every check, in order. */
-  constructor(options: Readonly<ConnectionOptions>, timings: MonitorTimings, report: (observation: NodeObservation) => void) {
+  /** `report` is told the outcome of every check, in order, with the check's number (see `checksStarted`). */
+  constructor(options: Readonly<ConnectionOptions>, timings: MonitorTimings, report: (observation: NodeObservation, checkSeq: number) => void) {
     this.#options = options;
     this.#timings = timings;
     this.#report = report;
     this.#delayMs = timings.intervalMs;
+  }
+
+  /** Checks started so far: a check numbered above this one started after now. */
+  get checksStarted(): number {
+    return this.#started;
   }
 
   /** The last observation, if any. */
@@ -76,6 +82,7 @@ export class NodeMonitor {
   }
 
   async #check(): Promise<void> {
+    const seq = ++this.#started;
     let observation: NodeObservation;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -94,7 +101,7 @@ export class NodeMonitor {
     }
     if (this.#stopped) return;
     this.#last = observation;
-    this.#report(observation);
+    this.#report(observation, seq);
   }
 
   async #observe(): Promise<NodeObservation> {

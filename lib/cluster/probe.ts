@@ -9,6 +9,7 @@ type Row = Record<string, unknown>;
 
 const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
 const ER_PARSE_ERROR = 1064;
+const ER_SPECIFIC_ACCESS_DENIED = 1227;
 
 /** Asks `conn` what the node is now. Rejects with the driver's error when a statement fails. */
 export async function probe(conn: DriverConnection): Promise<NodeObservation> {
@@ -25,8 +26,18 @@ export async function probe(conn: DriverConnection): Promise<NodeObservation> {
     readOnly = truthy(rows[0]?.readOnly);
   }
   const galera = wsrepOn ? await galeraStatus(conn) : undefined;
-  const replica = galera === undefined ? await replicaStatus(conn) : undefined;
-  return { reachable: true, readOnly, galera, replica, error: undefined };
+  let replica: ReplicaStatus | undefined;
+  let replicaStatusDenied = false;
+  if (galera === undefined) {
+    try {
+      replica = await replicaStatus(conn);
+    } catch (err) {
+      // Without REPLICATION CLIENT (SLAVE MONITOR) the roles still show; the lag does not.
+      if ((err as { errno?: number }).errno !== ER_SPECIFIC_ACCESS_DENIED) throw err;
+      replicaStatusDenied = true;
+    }
+  }
+  return { reachable: true, readOnly, galera, replica, error: undefined, replicaStatusDenied };
 }
 
 async function galeraStatus(conn: DriverConnection): Promise<GaleraStatus> {

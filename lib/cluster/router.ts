@@ -1,7 +1,7 @@
 /**
  * Which node takes a borrow. Reads go to a replica (or a synced Galera node other than the
  * writer) that is up, the least borrowed first, round-robin among equals; with none, to the
- * writer. Writes go to the writer (with `galeraWriters: 'all'`, to the least borrowed writer).
+ * writer; with no writer either, to replicas whose primary is unreachable (`sourceLost`). Writes go to the writer (with `galeraWriters: 'all'`, to the least borrowed writer).
  * Pure: the borrowed counts and the turn come in as arguments.
  */
 import type { NodeState } from './topology.js';
@@ -14,7 +14,11 @@ export function candidatesFor(need: Need, states: readonly NodeState[]): NodeSta
   const writers = states.filter((s) => s.role === 'writer');
   if (need === 'writer') return writers;
   const readers = states.filter((s) => s.role === 'reader');
-  return readers.length !== 0 ? readers : writers;
+  if (readers.length !== 0) return readers;
+  if (writers.length !== 0) return writers;
+  // The primary is gone and no replica is promoted yet: replicas that applied all they
+  // received are the freshest data there is.
+  return states.filter((s) => s.health === 'sourceLost');
 }
 
 /** The node to borrow from, or undefined when none may take it now. */

@@ -24,6 +24,8 @@ export interface RoutedLease {
 export interface SessionRouter {
   borrow(need: Need): Promise<RoutedLease>;
   readonly log: PoolLog;
+  /** ms the library's own statements (resetting `wsrep_sync_wait`) may take: `pingTimeout`. */
+  readonly statementTimeoutMs: number;
 }
 
 const GTID_LIST = /^\d+-\d+-\d+(,\d+-\d+-\d+)*$/;
@@ -41,12 +43,14 @@ export class GtidSet {
     return set;
   }
 
-  /** Adds GTIDs; keeps the later one of each domain. */
+  /** Adds GTIDs; keeps the later one of each domain (domains compared as numbers: `00` is `0`). */
   add(gtids: string): void {
     for (const gtid of gtids.split(',')) {
-      const [domain, server, seq] = gtid.trim().split('-');
-      if (domain === undefined || server === undefined || seq === undefined) continue;
-      const n = BigInt(seq);
+      const parts = gtid.trim().split('-');
+      if (parts.length !== 3 || !parts.every((p) => /^\d+$/.test(p))) continue;
+      const domain = BigInt(parts[0]!).toString();
+      const server = BigInt(parts[1]!).toString();
+      const n = BigInt(parts[2]!);
       const known = this.#byDomain.get(domain);
       if (known === undefined || n > known.seq) this.#byDomain.set(domain, { server, seq: n });
     }
@@ -71,6 +75,9 @@ export class ClusterSession {
   readonly #router: SessionRouter;
   readonly #waitSeconds: number;
   readonly #written: GtidSet;
+  // This session has sent a write borrow. On Galera a causal read needs no GTID, and a node
+  // without binary logging reports none: what matters is that something may have been written.
+  #wrote = false;
 
   /** Prefer `cluster.session()`. `waitMs` bounds the wait on a replica. */
   constructor(router: SessionRouter, after: GtidSet, waitMs: number) {
@@ -130,6 +137,7 @@ export class ClusterSession {
       return await fn(lease.conn);
     } finally {
       // Whether fn succeeded or not: what it committed is on the writer either way.
+      this.#wrote = true;
       const after = lease.conn.lastGtid;
       if (after !== undefined && after !== before) this.#written.add(after);
       lease.release();
@@ -138,12 +146,19 @@ export class ClusterSession {
 
   async #read<T>(fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
     const { lease, node } = await this.#router.borrow('reader');
-    if (this.#written.empty || node.role === 'writer') return runThenRelease(lease, fn);
-    if (node.kind === 'galera') return causalRead(lease, fn);
+    // Every Galera node may lag in applying, the writer too (with galeraWriters 'all').
+    if (node.kind === 'galera') return this.#wrote || !this.#written.empty ? causalRead(lease, fn, this.#router.statementTimeoutMs) : runThenRelease(lease, fn);
+    if (node.role === 'writer' || this.#written.empty) return runThenRelease(lease, fn);
     let caughtUp = false;
     try {
-      const [rows] = (await lease.conn.query('SELECT MASTER_GTID_WAIT(?, ?) AS waited', [this.#written.toString(), this.#waitSeconds])) as unknown as [Array<{ waited: unknown }>];
-      caughtUp = Number(rows[0]?.waited) === 0;
+      // Bounded on the client too: a replica frozen mid-wait must not hold the read forever.
+      const [rows] = (await lease.conn.query(
+        { sql: 'SELECT MASTER_GTID_WAIT(?, ?) AS waited', timeout: this.#waitSeconds * 1000 + this.#router.statementTimeoutMs },
+        [this.#written.toString(), this.#waitSeconds],
+      )) as unknown as [Array<{ waited: unknown }>];
+      // 0: applied; -1: timed out; NULL: an error. Only 0 will do.
+      const waited = rows[0]?.waited;
+      caughtUp = waited === 0 || waited === '0' || waited === BigInt(0);
     } catch {
       // The wait failed (the replica went away): nothing of the caller's has run; the writer has it all.
     }
@@ -161,15 +176,18 @@ async function runThenRelease<T>(lease: Lease, fn: (conn: PoolConnection) => T |
   }
 }
 
-// Galera: the node waits until it has applied every write certified before the read.
-async function causalRead<T>(lease: Lease, fn: (conn: PoolConnection) => T | Promise<T>): Promise<T> {
+// Galera: the node waits until it has applied every write certified before the read. The
+// session's own setting is put back after (it may come from the server or initSql), within
+// `timeoutMs`: a connection that cannot be put back is closed, never lent with it.
+async function causalRead<T>(lease: Lease, fn: (conn: PoolConnection) => T | Promise<T>, timeoutMs: number): Promise<T> {
   const conn = lease.conn;
+  let set = false;
   try {
-    await conn.query('SET SESSION wsrep_sync_wait = 1');
+    await conn.query({ sql: 'SET @fresh_pool_sync_wait = @@session.wsrep_sync_wait, SESSION wsrep_sync_wait = 1', timeout: timeoutMs });
+    set = true;
     return await fn(conn);
   } finally {
-    // The next borrower must not pay for causal reads: a connection that cannot be reset is closed.
-    await conn.query('SET SESSION wsrep_sync_wait = 0').catch(() => conn.destroy());
+    if (set) await conn.query({ sql: 'SET SESSION wsrep_sync_wait = @fresh_pool_sync_wait', timeout: timeoutMs }).catch(() => conn.destroy());
     lease.release();
   }
 }

@@ -39,6 +39,8 @@ export interface NodeObservation {
   readonly replica: ReplicaStatus | undefined;
   /** Why the check failed, when it did. */
   readonly error: Error | undefined;
+  /** The user may not read the replica status (no REPLICATION CLIENT / SLAVE MONITOR): lag is not checked. */
+  readonly replicaStatusDenied?: boolean;
 }
 
 /**
@@ -48,10 +50,16 @@ export interface NodeObservation {
  * - `suspect`: a statement met a wrong-node error; re-checked at once;
  * - `lagging`: a replica further behind than `maxReplicationLag`;
  * - `replicationBroken`: a replica whose lag is unknown (a thread stopped);
- * - `notSynced`: a Galera node not ready, not Synced or outside the primary component;
+ * - `sourceLost`: a replica whose IO thread is not running (its primary is unreachable or
+ *   stopped) while its SQL thread has applied what it received: its lag is unknown, so it
+ *   takes reads only when no healthy replica and no writer can (a primary that crashed before
+ *   the failover is done);
+ * - `notSynced`: a Galera node not ready, not Synced or outside the primary component, or
+ *   whose view of the cluster disagrees with the others' (a node resumed after a freeze
+ *   reports a stale Synced state for seconds);
  * - `unknown`: not checked yet.
  */
-export type NodeHealth = 'up' | 'down' | 'suspect' | 'lagging' | 'replicationBroken' | 'notSynced' | 'unknown';
+export type NodeHealth = 'up' | 'down' | 'suspect' | 'lagging' | 'replicationBroken' | 'sourceLost' | 'notSynced' | 'unknown';
 
 /** What the cluster uses a node for. */
 export type NodeRole = 'writer' | 'reader' | 'none';
@@ -82,18 +90,31 @@ export interface NodeInput {
 }
 
 /**
- * The roles and health of every node, in the order given. `previousWriters` keeps the choice
- * stable when more than one node could write (during a switchover both may briefly be
- * writable): a writer stays the writer while it still qualifies.
+ * The roles and health of every node, in the order given (frozen: events and errors hand it
+ * out). `previousWriters` (the last writers known, kept through a failover) keeps the choice
+ * stable: a writer stays the writer while it still qualifies. With replication, two writable
+ * nodes of which none was the writer give no writer at all: an unfenced old primary must
+ * never take writes by accident (see `ambiguousWriters`).
  */
-export function decideTopology(nodes: readonly NodeInput[], previousWriters: ReadonlySet<string>, options: TopologyOptions): NodeState[] {
+export function decideTopology(nodes: readonly NodeInput[], previousWriters: ReadonlySet<string>, options: TopologyOptions): readonly NodeState[] {
   const usable = nodes.map((node) => usability(node, options));
+  excludeStaleGaleraViews(nodes, usable);
   const writers = chooseWriters(nodes, usable, previousWriters, options);
-  return nodes.map((node, i) => {
-    const { health, kind, lagSeconds, canRead } = usable[i]!;
-    const role: NodeRole = writers.has(node.name) ? 'writer' : canRead ? 'reader' : 'none';
-    return { name: node.name, role, health, kind, lagSeconds };
-  });
+  return Object.freeze(
+    nodes.map((node, i) => {
+      const { health, kind, lagSeconds, canRead } = usable[i]!;
+      const role: NodeRole = writers.has(node.name) ? 'writer' : canRead ? 'reader' : 'none';
+      return Object.freeze({ name: node.name, role, health, kind, lagSeconds });
+    }),
+  );
+}
+
+/** Replication nodes that are writable together while none of them was the writer: the cluster picks none. */
+export function ambiguousWriters(nodes: readonly NodeInput[], previousWriters: ReadonlySet<string>, options: TopologyOptions): string[] {
+  const usable = nodes.map((node) => usability(node, options));
+  const candidates = nodes.filter((n, i) => usable[i]!.canWrite && n.observation?.galera === undefined);
+  if (candidates.length < 2 || candidates.some((n) => previousWriters.has(n.name))) return [];
+  return candidates.map((n) => n.name);
 }
 
 interface Usability {
@@ -118,6 +139,9 @@ function usability({ observation: o, suspect }: NodeInput, options: TopologyOpti
   }
   if (o.replica !== undefined) {
     const r = o.replica;
+    // Promoted with STOP SLAVE and read_only = 0, its slave status kept: a primary now.
+    if (!o.readOnly && !r.ioRunning && !r.sqlRunning) return { health: 'up', kind, lagSeconds, canRead: true, canWrite: true };
+    if (!r.ioRunning && r.sqlRunning) return { health: 'sourceLost', kind, lagSeconds, canRead: false, canWrite: false };
     if (!r.ioRunning || !r.sqlRunning || r.lagSeconds === null) {
       return { health: 'replicationBroken', kind, lagSeconds, canRead: false, canWrite: false };
     }
@@ -129,7 +153,30 @@ function usability({ observation: o, suspect }: NodeInput, options: TopologyOpti
   return { health: 'up', kind, lagSeconds, canRead: true, canWrite: !o.readOnly };
 }
 
+// A Galera node whose cluster size disagrees with most synced nodes' holds a stale view (one
+// resumed after SIGSTOP reports its old Synced state and size for seconds): not usable.
+function excludeStaleGaleraViews(nodes: readonly NodeInput[], usable: Usability[]): void {
+  const sizes = new Map<number, number>();
+  nodes.forEach((n, i) => {
+    const g = n.observation?.galera;
+    if (g !== undefined && usable[i]!.health === 'up') sizes.set(g.clusterSize, (sizes.get(g.clusterSize) ?? 0) + 1);
+  });
+  if (sizes.size < 2) return;
+  const ranked = [...sizes].sort((a, b) => b[1] - a[1]);
+  if (ranked[0]![1] === ranked[1]![1]) return; // no majority view: nothing to go by
+  const majority = ranked[0]![0];
+  nodes.forEach((n, i) => {
+    const g = n.observation?.galera;
+    if (g !== undefined && usable[i]!.health === 'up' && g.clusterSize !== majority) {
+      usable[i] = { ...usable[i]!, health: 'notSynced', canRead: false, canWrite: false };
+    }
+  });
+}
+
 function chooseWriters(nodes: readonly NodeInput[], usable: readonly Usability[], previous: ReadonlySet<string>, options: TopologyOptions): Set<string> {
+  // The writer met a wrong-node error and is being re-checked: no other node takes its place
+  // on that alone (a blip must not hand writes to an old primary left writable).
+  if (nodes.some((n) => previous.has(n.name) && n.suspect && n.observation?.reachable === true)) return new Set();
   const candidates = nodes.filter((_, i) => usable[i]!.canWrite);
   if (candidates.length === 0) return new Set();
   const galera = candidates.filter((n) => n.observation?.galera !== undefined);
@@ -140,9 +187,9 @@ function chooseWriters(nodes: readonly NodeInput[], usable: readonly Usability[]
     const lowest = galera.reduce((a, b) => (b.observation!.galera!.localIndex < a.observation!.galera!.localIndex ? b : a));
     return new Set([lowest.name]);
   }
-  // Replication with more than one writable node (a switchover half done): the first as
-  // configured, until the other is made read-only.
-  return new Set([candidates[0]!.name]);
+  // Replication with more than one writable node, none of them the last writer (a switchover
+  // half done, an old primary back unfenced): no writer until the orchestrator decides.
+  return candidates.length === 1 ? new Set([candidates[0]!.name]) : new Set();
 }
 
 /** A one-line summary for errors and logs: `a writer up, b reader up (lag 0 s), c none down`. */
