@@ -65,15 +65,29 @@ t.test('a suspect blip on the writer never hands writes to an unfenced writable 
   t.same([...writers(step(false))], ['new'], 'back to the new primary once its check is fine (got: the old one, split brain)');
 });
 
-t.test('Galera: a node resumed after SIGSTOP with a stale Synced view (size 3 while the component is 2) takes nothing', async (t) => {
+t.test('Galera: a node resumed after SIGSTOP with a stale Synced view takes nothing until it is in the newest configuration and the others were checked since', async (t) => {
   // prior-art: "The resumed node reports a stale ready=ON, Synced, Primary, size=3 for about 6 s;
-  // a write sent to it in that window fails after 6 s with 1180". clusterSize is probed, never used.
-  const states = decideTopology(
-    [input('g1', galera({ localIndex: 0, clusterSize: 2 })), input('g2', galera({ localIndex: 1, clusterSize: 2 })), input('g3', galera({ localIndex: 2, clusterSize: 3 }))],
+  // a write sent to it in that window fails after 6 s with 1180".
+  const at = (ms: number, g: Partial<GaleraStatus>): NodeObservation => ({ ...galera(g), at: ms, syncedSince: ms });
+  const returning = (name: string, o: NodeObservation): NodeInput => ({ name, observation: o, suspect: false, previousHealth: 'down' });
+  const stale = decideTopology(
+    [input('g1', at(1_000, { localIndex: 0, clusterSize: 2, confId: 7 })), input('g2', at(1_000, { localIndex: 1, clusterSize: 2, confId: 7 })), returning('g3', at(1_100, { localIndex: 2, clusterSize: 3, confId: 6 }))],
     new Set(['g1']),
     options,
   );
-  t.equal(states[2]!.role, 'none', `g3 takes nothing (got ${JSON.stringify(roles(states))})`);
+  t.equal(stale[2]!.role, 'none', `g3, behind the newest configuration, takes nothing (got ${JSON.stringify(roles(stale))})`);
+  const unconfirmed = decideTopology(
+    [input('g1', at(1_000, { localIndex: 0, confId: 8 })), input('g2', at(1_000, { localIndex: 1, confId: 8 })), returning('g3', at(1_100, { localIndex: 2, confId: 8 }))],
+    new Set(['g1']),
+    options,
+  );
+  t.equal(unconfirmed[2]!.role, 'none', 'not before the others were checked since it came back');
+  const back = decideTopology(
+    [input('g1', at(1_200, { localIndex: 0, confId: 8 })), input('g2', at(1_200, { localIndex: 1, confId: 8 })), returning('g3', at(1_100, { localIndex: 2, confId: 8 }))],
+    new Set(['g1']),
+    options,
+  );
+  t.same(roles(back), { g1: 'writer/up', g2: 'reader/up', g3: 'reader/up' }, 'then it is used again; the writer did not move');
 });
 
 // A fake routed lease: records the statements, answers MASTER_GTID_WAIT with `waited`.

@@ -91,7 +91,8 @@ t.test('jitter: jitteredMaxAgeMs', async (t) => {
 // the clock under the test's control, two connections made together expire at different ages.
 t.test('jitter: two connections made together get different lifetimes', async (t) => {
   const log = captureLog();
-  const maxAge = 4_000;
+  // Long enough that the 2.5 % jitter (1 000 ms) dwarfs the real time the test takes on a busy machine.
+  const maxAge = 40_000;
   const pool = createPool({ connection: server.url, max: 2, maxAge, logger: log.logger });
   t.teardown(() => pool.end());
 
@@ -106,7 +107,7 @@ t.test('jitter: two connections made together get different lifetimes', async (t
   Math.random = () => draw;
   Date.now = () => realNow() + offset;
 
-  // A gets the full 4000 ms (draw 0); B, made while A is held, gets 3900 (draw ~1).
+  // A gets the full 40 000 ms (draw 0); B, made while A is held, gets 39 000 (draw ~1).
   let idA = 0;
   let idB = 0;
   await pool.withConnection(async (a) => {
@@ -117,19 +118,19 @@ t.test('jitter: two connections made together get different lifetimes', async (t
   t.not(idA, idB);
   Math.random = realRandom;
 
-  // Both idle now; 3950 ms later (fake clock) B is past its limit and A is not.
-  offset = 3_950;
+  // Both idle now; 39 500 ms later (fake clock) B is past its limit and A is not.
+  offset = 39_500;
   // Hold both at once so each borrow gets its own connection.
   const heldIds = await Promise.all([0, 1].map(() => pool.withConnection(async (c) => {
     const [rows] = await c.query<any[]>('SELECT CONNECTION_ID() AS id, SLEEP(0.05)');
     return rows[0].id as number;
   })));
   const evicted = log.find('connection evicted');
-  t.same(evicted.map((l) => [l.connId, l.reason]), [[idB, 'maxAge']], 'only B (the shorter lifetime) was evicted at 3950 ms');
-  t.ok(heldIds.includes(idA), 'A was still lent at 3950 ms');
+  t.same(evicted.map((l) => [l.connId, l.reason]), [[idB, 'maxAge']], 'only B (the shorter lifetime) was evicted at 39 500 ms');
+  t.ok(heldIds.includes(idA), 'A was still lent at 39 500 ms');
   t.notOk(heldIds.includes(idB), 'B was not');
 
-  offset = 4_100;
+  offset = 41_000;
   await Promise.all([0, 1].map(() => pool.withConnection((c) => c.query('SELECT SLEEP(0.05)'))));
   t.ok(log.find('connection evicted').some((l) => l.connId === idA && l.reason === 'maxAge'), 'A expires after its own, longer, limit');
 });

@@ -188,7 +188,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     if (!this.#config.readYourWrites) throw new ConfigError('readYourWrites', false, 'cluster.session() needs createCluster({ readYourWrites: true })');
     const after = GtidSet.parse(options?.after, 'after');
     const router = { borrow: (need: Need) => this.#borrowRouted(need), log: this.#log, statementTimeoutMs: this.#config.pingTimeoutMs };
-    return new ClusterSession(router, after, this.#config.readYourWritesTimeoutMs);
+    return new ClusterSession(router, after, this.#config.readYourWritesTimeoutMs, options?.after !== undefined && options.after !== '');
   }
 
   /**
@@ -452,7 +452,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   }
 
   #inputs() {
-    return this.#nodes.map((n) => ({ name: n.name, observation: n.observation, suspect: n.suspect }));
+    return this.#nodes.map((n, i) => ({ name: n.name, observation: n.observation, suspect: n.suspect, previousHealth: this.#states?.[i]?.health }));
   }
 
   #topologyOptions() {

@@ -89,12 +89,12 @@ export class NodeMonitor {
       timer = setTimeout(() => reject(new CheckTimeout(`no answer within ${this.#timings.timeoutMs} ms`)), this.#timings.timeoutMs);
     });
     try {
-      observation = await Promise.race([this.#observe(), deadline]);
+      observation = syncedStreak(await Promise.race([this.#observe(), deadline]), this.#last);
       this.#delayMs = this.#timings.intervalMs;
     } catch (err) {
       this.#drop(err as Error);
       // Keep what was last known of its kind (Galera or not); only reachability changed.
-      observation = this.#last === undefined ? unreachable(err as Error) : { ...this.#last, reachable: false, error: err as Error };
+      observation = this.#last === undefined ? unreachable(err as Error) : { ...this.#last, reachable: false, error: err as Error, at: Date.now(), syncedSince: undefined };
       this.#delayMs = Math.min(this.#delayMs * 2, this.#timings.backoffMaxMs);
     } finally {
       clearTimeout(timer);
@@ -144,4 +144,11 @@ function withConnectTimeout(options: Readonly<ConnectionOptions>, timeoutMs: num
   const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(options)) as ConnectionOptions;
   Object.defineProperty(copy, 'connectTimeout', { value: timeoutMs, enumerable: true });
   return copy;
+}
+
+// Galera: since when the node has answered Synced in the primary component, check after check.
+function syncedStreak(observation: NodeObservation, last: NodeObservation | undefined): NodeObservation {
+  const synced = (o: NodeObservation | undefined) => o?.reachable === true && o.galera !== undefined && o.galera.ready && o.galera.localState === 4 && o.galera.clusterStatus === 'Primary';
+  if (!synced(observation)) return observation;
+  return { ...observation, syncedSince: synced(last) ? (last!.syncedSince ?? last!.at) : observation.at };
 }

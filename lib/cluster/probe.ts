@@ -37,12 +37,12 @@ export async function probe(conn: DriverConnection): Promise<NodeObservation> {
       replicaStatusDenied = true;
     }
   }
-  return { reachable: true, readOnly, galera, replica, error: undefined, replicaStatusDenied };
+  return { reachable: true, readOnly, galera, replica, error: undefined, replicaStatusDenied, at: Date.now() };
 }
 
 async function galeraStatus(conn: DriverConnection): Promise<GaleraStatus> {
   const [rows] = (await conn.query(
-    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state', 'wsrep_cluster_status', 'wsrep_local_index', 'wsrep_cluster_size')",
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state', 'wsrep_cluster_status', 'wsrep_local_index', 'wsrep_cluster_size', 'wsrep_cluster_conf_id')",
   )) as unknown as [Row[]];
   const status = new Map(rows.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
   return {
@@ -51,6 +51,7 @@ async function galeraStatus(conn: DriverConnection): Promise<GaleraStatus> {
     clusterStatus: status.get('wsrep_cluster_status') ?? 'unknown',
     localIndex: Number(status.get('wsrep_local_index') ?? Number.MAX_SAFE_INTEGER),
     clusterSize: Number(status.get('wsrep_cluster_size') ?? 0),
+    confId: status.has('wsrep_cluster_conf_id') ? Number(status.get('wsrep_cluster_conf_id')) : undefined,
   };
 }
 

@@ -30,14 +30,23 @@ export interface SessionRouter {
 
 const GTID_LIST = /^\d+-\d+-\d+(,\d+-\d+-\d+)*$/;
 
+/**
+ * The token of a session that wrote but learned no GTID (a Galera node without a binary log
+ * reports none): a later session given it reads causally on Galera.
+ */
+export const CAUSAL_TOKEN = 'causal';
+
 /** GTIDs by replication domain, the highest sequence number of each. */
 export class GtidSet {
   readonly #byDomain = new Map<string, { server: string; seq: bigint }>();
 
-  /** Parses a token (`0-1-42,1-2-7`); throws `InvalidArgumentError` naming `field` when malformed. */
+  /**
+   * Parses a token (`0-1-42,1-2-7`, or `causal`: writes with no GTID known); throws
+   * `InvalidArgumentError` naming `field` when malformed.
+   */
   static parse(token: string | undefined, field: string): GtidSet {
     const set = new GtidSet();
-    if (token === undefined || token === '') return set;
+    if (token === undefined || token === '' || token === CAUSAL_TOKEN) return set;
     if (typeof token !== 'string' || !GTID_LIST.test(token)) throw new InvalidArgumentError(field, token, 'expected a GTID list such as 0-1-42');
     set.add(token);
     return set;
@@ -80,10 +89,11 @@ export class ClusterSession {
   #wrote = false;
 
   /** Prefer `cluster.session()`. `waitMs` bounds the wait on a replica. */
-  constructor(router: SessionRouter, after: GtidSet, waitMs: number) {
+  constructor(router: SessionRouter, after: GtidSet, waitMs: number, afterWrites = false) {
     this.#router = router;
     this.#written = after;
     this.#waitSeconds = waitMs / 1000;
+    this.#wrote = afterWrites;
   }
 
   /**
@@ -91,7 +101,8 @@ export class ClusterSession {
    * write: hand it to `cluster.session({ after: token })` in the next request.
    */
   token(): string | undefined {
-    return this.#written.empty ? undefined : this.#written.toString();
+    if (!this.#written.empty) return this.#written.toString();
+    return this.#wrote ? CAUSAL_TOKEN : undefined;
   }
 
   /**

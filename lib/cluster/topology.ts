@@ -18,6 +18,8 @@ export interface GaleraStatus {
   readonly clusterStatus: string;
   readonly localIndex: number;
   readonly clusterSize: number;
+  /** `wsrep_cluster_conf_id`: the membership change the node has seen last. */
+  readonly confId?: number;
 }
 
 /** A replica's state, from `SHOW SLAVE STATUS`. */
@@ -39,6 +41,10 @@ export interface NodeObservation {
   readonly replica: ReplicaStatus | undefined;
   /** Why the check failed, when it did. */
   readonly error: Error | undefined;
+  /** ms timestamp of the answer (of the failure, for an unreachable node). */
+  readonly at?: number;
+  /** Galera: ms timestamp of the first of the checks in a row, up to this one, that found the node Synced in the primary component. */
+  readonly syncedSince?: number;
   /** The user may not read the replica status (no REPLICATION CLIENT / SLAVE MONITOR): lag is not checked. */
   readonly replicaStatusDenied?: boolean;
 }
@@ -87,6 +93,8 @@ export interface NodeInput {
   readonly name: string;
   readonly observation: NodeObservation | undefined;
   readonly suspect: boolean;
+  /** The node's health in the previous decision, if any. */
+  readonly previousHealth?: NodeHealth;
 }
 
 /**
@@ -153,23 +161,28 @@ function usability({ observation: o, suspect }: NodeInput, options: TopologyOpti
   return { health: 'up', kind, lagSeconds, canRead: true, canWrite: !o.readOnly };
 }
 
-// A Galera node whose cluster size disagrees with most synced nodes' holds a stale view (one
-// resumed after SIGSTOP reports its old Synced state and size for seconds): not usable.
+// A Galera node coming back (it was down, not synced or suspect) is taken back only once it is
+// in the newest configuration (wsrep_cluster_conf_id) a node in the primary component reports,
+// and once every other reachable Galera node has been checked since it came back: a node
+// resumed after SIGSTOP reports the Synced state it had before the others evicted it, and the
+// others' last answers may predate the eviction. A node that stayed up is judged by its own
+// status alone, so that a view change seen a few ms apart moves no role.
 function excludeStaleGaleraViews(nodes: readonly NodeInput[], usable: Usability[]): void {
-  const sizes = new Map<number, number>();
+  let newest: number | undefined;
+  for (const n of nodes) {
+    const g = n.observation?.reachable === true ? n.observation.galera : undefined;
+    if (g?.clusterStatus === 'Primary' && g.confId !== undefined && (newest === undefined || g.confId > newest)) newest = g.confId;
+  }
   nodes.forEach((n, i) => {
-    const g = n.observation?.galera;
-    if (g !== undefined && usable[i]!.health === 'up') sizes.set(g.clusterSize, (sizes.get(g.clusterSize) ?? 0) + 1);
-  });
-  if (sizes.size < 2) return;
-  const ranked = [...sizes].sort((a, b) => b[1] - a[1]);
-  if (ranked[0]![1] === ranked[1]![1]) return; // no majority view: nothing to go by
-  const majority = ranked[0]![0];
-  nodes.forEach((n, i) => {
-    const g = n.observation?.galera;
-    if (g !== undefined && usable[i]!.health === 'up' && g.clusterSize !== majority) {
-      usable[i] = { ...usable[i]!, health: 'notSynced', canRead: false, canWrite: false };
-    }
+    const o = n.observation;
+    const g = o?.galera;
+    if (g === undefined || usable[i]!.health !== 'up') return;
+    const returning = n.previousHealth === 'down' || n.previousHealth === 'notSynced' || n.previousHealth === 'suspect';
+    if (!returning) return;
+    const behind = newest !== undefined && g.confId !== undefined && g.confId < newest;
+    const since = o!.syncedSince ?? o!.at;
+    const unconfirmed = since !== undefined && nodes.some((b) => b !== n && b.observation?.reachable === true && b.observation.galera !== undefined && (b.observation.at ?? 0) < since);
+    if (behind || unconfirmed) usable[i] = { ...usable[i]!, health: 'notSynced', canRead: false, canWrite: false };
   });
 }
 
