@@ -80,3 +80,28 @@ export async function runTransaction<T>(
   }
   return result;
 }
+
+/**
+ * `withTransaction` for any borrower (a pool, a cluster, a session): checks `fn` and `options`
+ * before anything is borrowed (rejecting, never throwing), then runs `fn` in a transaction on
+ * the connection `borrow` lends. `borrow` is told whether the transaction is read-only, so a
+ * cluster can route it to a replica.
+ */
+export function transactionOn<T, C>(
+  fn: (conn: C) => T | Promise<T>,
+  options: TransactionOptions | undefined,
+  log: PoolLog,
+  borrow: (run: (conn: C) => Promise<T>, readOnly: boolean) => Promise<T>,
+): Promise<T> {
+  if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
+  let plan: TransactionPlan;
+  try {
+    plan = planTransaction(options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return borrow(
+    (conn) => runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, log),
+    options?.readOnly === true,
+  );
+}

@@ -11,10 +11,9 @@ import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { isPermanentFailure } from '../connector.js';
 import { describeTarget } from '../config.js';
 import { AcquireTimeoutError, ConfigError, InvalidArgumentError, PoolClosedError, ConnectError, ConnectionSetupError, type PoolStats } from '../errors.js';
-import type { LentConnection } from '../lent-connection.js';
 import { poolLog, type PoolLog } from '../log.js';
 import { createPool, type FreshPool, type Lease, type PoolConnection } from '../pool/index.js';
-import { planTransaction, runTransaction, type TransactionOptions } from '../transaction.js';
+import { transactionOn, type TransactionOptions } from '../transaction.js';
 import { resolveClusterConfig, type ClusterConfig, type ResolvedClusterConfig } from './config.js';
 import { ClusterUnavailableError } from './errors.js';
 import { ClusterSession, GtidSet, type RoutedLease } from './session.js';
@@ -223,17 +222,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
    * `FreshPool.withTransaction`, never retried.
    */
   withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
-    if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
-    let plan;
-    try {
-      plan = planTransaction(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.withConnection(
-      (conn) => runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, this.#log),
-      { readOnly: options?.readOnly === true },
-    );
+    return transactionOn(fn, options, this.#log, (run, readOnly) => this.withConnection(run, { readOnly }));
   }
 
   /** One query on the writer, or on a replica with `{ readOnly: true }`. */

@@ -7,10 +7,9 @@
  */
 import type { FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { InvalidArgumentError } from '../errors.js';
-import type { LentConnection } from '../lent-connection.js';
 import type { PoolLog } from '../log.js';
 import type { Lease, PoolConnection } from '../pool/index.js';
-import { planTransaction, runTransaction, type TransactionOptions } from '../transaction.js';
+import { transactionOn, type TransactionOptions } from '../transaction.js';
 import type { Need } from './router.js';
 import type { NodeState } from './topology.js';
 
@@ -118,17 +117,7 @@ export class ClusterSession {
 
   /** As `cluster.withTransaction`; a `readOnly` one reads this session's writes. */
   withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
-    if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
-    let plan;
-    try {
-      plan = planTransaction(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.withConnection(
-      (conn) => runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, this.#router.log),
-      { readOnly: options?.readOnly === true },
-    );
+    return transactionOn(fn, options, this.#router.log, (run, readOnly) => this.withConnection(run, { readOnly }));
   }
 
   /** One query on the writer, or with `{ readOnly: true }` where this session's writes are applied. */

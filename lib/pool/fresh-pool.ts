@@ -18,7 +18,7 @@ import { poolLog } from '../log.js';
 import { LentConnection, type StatementGate } from '../lent-connection.js';
 import { LoopWatch } from '../loop-watch.js';
 import { createResourcePool } from '../resource-pool.js';
-import { planTransaction, runTransaction, type TransactionOptions } from '../transaction.js';
+import { transactionOn, type TransactionOptions } from '../transaction.js';
 import { acquire, failWaitingBorrows } from './borrow.js';
 import { PoolCore } from './core.js';
 import { createEntry, destroyEntry, keepAlive, retireIdle } from './lifecycle.js';
@@ -193,16 +193,7 @@ export class FreshPool extends EventEmitter {
    * `TransactionLostError`, one lost during COMMIT with `CommitOutcomeUnknownError`.
    */
   withTransaction<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
-    if (typeof fn !== 'function') return Promise.reject(new InvalidArgumentError('fn', fn, 'expected a function'));
-    let plan;
-    try {
-      plan = planTransaction(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.withConnection((conn) =>
-      runTransaction(conn as unknown as LentConnection, plan, fn as unknown as (c: LentConnection) => T | Promise<T>, this.core.log),
-    );
+    return transactionOn(fn, options, this.core.log, (run) => this.withConnection(run));
   }
 
   /** Runs one query on a borrowed connection (mysql2's `query`: text protocol, client-side escaping). */
