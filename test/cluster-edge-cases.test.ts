@@ -65,7 +65,7 @@ t.test('a suspect blip on the writer never hands writes to an unfenced writable 
   t.same([...writers(step(false))], ['new'], 'back to the new primary once its check is fine (got: the old one, split brain)');
 });
 
-t.test('Galera: a node resumed after SIGSTOP with a stale Synced view takes nothing until it is in the newest configuration and the others were checked since', async (t) => {
+t.test('Galera: a node resumed after SIGSTOP with a stale Synced view takes nothing until it is in the newest configuration, the others were checked since, and it has applied what they had', async (t) => {
   // prior-art: "The resumed node reports a stale ready=ON, Synced, Primary, size=3 for about 6 s;
   // a write sent to it in that window fails after 6 s with 1180".
   const at = (ms: number, g: Partial<GaleraStatus>): NodeObservation => ({ ...galera(g), at: ms, syncedSince: ms });
@@ -82,12 +82,20 @@ t.test('Galera: a node resumed after SIGSTOP with a stale Synced view takes noth
     options,
   );
   t.equal(unconfirmed[2]!.role, 'none', 'not before the others were checked since it came back');
-  const back = decideTopology(
-    [input('g1', at(1_200, { localIndex: 0, confId: 8 })), input('g2', at(1_200, { localIndex: 1, confId: 8 })), returning('g3', at(1_100, { localIndex: 2, confId: 8 }))],
-    new Set(['g1']),
-    options,
-  );
+  // Its next check, begun after the others' last answers: now comparable with them.
+  const checkedAgain = (o: NodeObservation): NodeObservation => ({ ...o, askedAt: 1_290, at: 1_300, syncedSince: 1_100 });
+  const peersAt = (lastCommitted: number) => [
+    input('g1', at(1_200, { localIndex: 0, confId: 8, lastCommitted })),
+    input('g2', at(1_200, { localIndex: 1, confId: 8, lastCommitted })),
+  ];
+  const notComparable = decideTopology([...peersAt(500), returning('g3', { ...at(1_150, { localIndex: 2, confId: 8, lastCommitted: 500 }), askedAt: 1_150, syncedSince: 1_100 })], new Set(['g1']), options);
+  t.equal(notComparable[2]!.role, 'none', 'not on a check begun before the others last answered: their answers may hold writes it had no time to apply');
+  const behind = decideTopology([...peersAt(500), returning('g3', checkedAgain(galera({ localIndex: 2, confId: 8, lastCommitted: 420 })))], new Set(['g1']), options);
+  t.same(roles(behind), { g1: 'writer/up', g2: 'reader/up', g3: 'none/notSynced' }, 'Synced in the newest configuration but 80 write sets behind what the others had applied before it was asked: not yet');
+  const back = decideTopology([...peersAt(500), returning('g3', checkedAgain(galera({ localIndex: 2, confId: 8, lastCommitted: 505 })))], new Set(['g1']), options);
   t.same(roles(back), { g1: 'writer/up', g2: 'reader/up', g3: 'reader/up' }, 'then it is used again; the writer did not move');
+  const stayedUp = decideTopology([...peersAt(500), { ...returning('g3', checkedAgain(galera({ localIndex: 2, confId: 8, lastCommitted: 420 }))), previousHealth: 'up' }], new Set(['g1']), options);
+  t.equal(stayedUp[2]!.health, 'up', 'a node that stayed up is judged by its own status alone (a peer answering later is no reason to drop it)');
 });
 
 // A fake routed lease: records the statements, answers MASTER_GTID_WAIT with `waited`.

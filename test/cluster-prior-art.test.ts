@@ -3,11 +3,10 @@
 // - Replication switchover: the primary is demoted (read_only=1) and replica1 promoted. Writes
 //   through mysql2's PoolCluster keep going to the demoted primary and fail with 1290, however
 //   many fail: query errors never count against a node, and nothing re-reads the roles.
-// - Galera: a node isolated from the cluster still takes connections and answers COM_PING, so
-//   a mysql2 pool keeps lending its connections, and every table access fails with 1047.
+// (Galera's fault, an isolated node that still answers COM_PING, is shown in
+// cluster-galera.test.ts on that file's cluster.)
 import t from 'tap';
 import mysql, { type PoolOptions, type RowDataPacket } from 'mysql2/promise';
-import { startGalera } from './helpers/galera.js';
 import { startReplication } from './helpers/replication.js';
 
 t.setTimeout(300_000);
@@ -132,65 +131,4 @@ t.test('replication switchover: mysql2 PoolCluster keeps writing to the demoted 
     const [rows] = await writers.byName.query<PortRow[]>('SELECT @@port AS port');
     t.equal(rows[0]!.port, primary.port, "the PoolCluster's 'PRIMARY' is still the demoted node");
   });
-});
-
-t.test('galera: a mysql2 pool to an isolated node: ping succeeds, queries fail with 1047', async (t) => {
-  const g = await startGalera(t);
-  t.comment(`galera up in ${g.timings.start} ms`);
-  const [node1, node2, node3] = g.nodes;
-  await node1.query('CREATE TABLE kv (id INT PRIMARY KEY, v VARCHAR(20))');
-  await node1.query("INSERT INTO kv VALUES (1, 'one')");
-  await g.waitSynced(node3);
-
-  const pool = mysql.createPool(poolOptions(node3.url));
-  t.teardown(() => pool.end());
-  const cluster = mysql.createPoolCluster(); // round robin over the three
-  const events = watchEvents(cluster);
-  t.teardown(() => cluster.end());
-  for (const node of g.nodes) cluster.add(node.name.toUpperCase(), poolOptions(node.url));
-  const read = (q: { query: mysql.Pool['query'] }) => async () => {
-    const [rows] = await q.query<Array<PortRow & { n: number }>>('SELECT @@port AS port, COUNT(*) AS n FROM kv');
-    return rows[0]!.port;
-  };
-
-  // Warm up: every caller gets a connection of its own to node3, all reads work.
-  const warm = await hammer(2, read(pool));
-  t.equal(warm.ok, CALLERS * 2, 'before: every read on node3 succeeds');
-  const warmCluster = await hammer(3, read(cluster.of('*')));
-  t.equal(warmCluster.ok, CALLERS * 3, 'and through the PoolCluster');
-  t.same([...warmCluster.ports].sort(), [node1.port, node2.port, node3.port].sort(), 'on all three nodes');
-
-  await g.isolate(node3);
-  await g.waitStatus(node3, (s) => !s.ready, 'wsrep_ready=OFF');
-
-  const ROUNDS = 6;
-  const out = await hammer(ROUNDS, read(pool));
-  t.equal(out.ok, 0, 'after isolation: no read on node3 succeeds');
-  t.same(Object.fromEntries(out.errnos), { 1047: CALLERS * ROUNDS }, `all ${CALLERS * ROUNDS} fail with 1047 (WSREP has not yet prepared node)`);
-  t.equal(out.lastRoundFailures, CALLERS, 'still in the last round');
-
-  // The pool's connections look healthy to a ping: validation by COM_PING cannot see it.
-  const conns = await Promise.all(Array.from({ length: CALLERS }, () => pool.getConnection()));
-  try {
-    const pings = await Promise.allSettled(conns.map((c) => c.ping()));
-    t.same(
-      pings.map((p) => p.status),
-      Array(CALLERS).fill('fulfilled'),
-      `COM_PING succeeds on all ${CALLERS} connections`,
-    );
-    const [one] = await conns[0]!.query<RowDataPacket[]>('SELECT 1 AS one');
-    t.same(one, [{ one: 1 }], 'so does SELECT 1');
-    await t.rejects(conns[0]!.query('SELECT COUNT(*) FROM kv'), { errno: 1047, code: 'ER_UNKNOWN_COM_ERROR' }, 'a table read on the same connection fails');
-  } finally {
-    for (const c of conns) c.release();
-  }
-
-  // The PoolCluster goes on sending a third of the reads to node3.
-  const viaCluster = await hammer(ROUNDS, read(cluster.of('*')));
-  const failed = CALLERS * ROUNDS - viaCluster.ok;
-  t.ok(failed > 0, `through the PoolCluster, ${failed} of ${CALLERS * ROUNDS} reads fail`);
-  t.same([...viaCluster.errnos.keys()], [1047], 'all with 1047');
-  t.ok(viaCluster.lastRoundFailures > 0, `still in the last round (${viaCluster.lastRoundFailures} of ${CALLERS})`);
-  t.same([...viaCluster.ports].sort(), [node1.port, node2.port].sort(), 'the reads that succeed are on node1 and node2');
-  t.same(events, [], 'the PoolCluster never took node3 offline or removed it');
 });

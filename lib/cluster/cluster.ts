@@ -82,6 +82,43 @@ interface Node {
   // Suspicion is cleared only by a check that started after it (one under way read the old state).
   suspectUntilCheck: number;
   warnedDenied: boolean;
+  /** Per need, the borrows waiting on its pool (see `Watched`). */
+  waiting: Record<Need, Watched>;
+}
+
+/**
+ * The borrows waiting on one node's pool for one need, each rejected with `NodeLeft` when the
+ * node stops being a candidate for that need, so that its wait moves elsewhere. A borrow that
+ * finds an idle connection is not watched: its wait is bounded by the node pool's own
+ * timeouts (a ping, then a reconnect), and it costs no promise of its own.
+ */
+type Watched = Set<WatchedLease>;
+
+class WatchedLease {
+  resolve!: (lease: Lease) => void;
+  reject!: (why: unknown) => void;
+}
+
+function watch(leasing: Promise<Lease>, watched: Watched): Promise<Lease> {
+  const w = new WatchedLease();
+  const promise = new Promise<Lease>((resolve, reject) => {
+    w.resolve = resolve;
+    w.reject = reject;
+  });
+  watched.add(w);
+  leasing.then(
+    (lease) => (watched.delete(w) ? w.resolve(lease) : lease.release()),
+    (err: unknown) => watched.delete(w) && w.reject(err),
+  );
+  return promise;
+}
+
+function rejectWatched(watched: Watched, why: () => Error): void {
+  if (watched.size === 0) return;
+  const error = why();
+  const all = [...watched];
+  watched.clear();
+  for (const w of all) w.reject(error);
 }
 
 // Why a borrow left the node it waited on; internal.
@@ -123,6 +160,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         suspect: false,
         suspectUntilCheck: 0,
         warnedDenied: false,
+        waiting: { writer: new Set(), reader: new Set() },
       };
       pool.on('wrongNode', (event) => this.#wrongNode(node, event.errno));
       return node;
@@ -265,6 +303,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   end(options?: { timeout?: number }): Promise<void> {
     this.#closing = true;
     this.#ending ??= (async () => {
+      for (const node of this.#nodes) for (const watched of Object.values(node.waiting)) rejectWatched(watched, () => new PoolClosedError());
       this.#wake();
       await Promise.all(this.#nodes.map((n) => n.monitor.stop()));
       await Promise.all(this.#nodes.map((n) => n.pool.end(options)));
@@ -272,17 +311,18 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     return this.#ending;
   }
 
-  async #borrow(need: Need): Promise<Lease> {
-    return (await this.#borrowRouted(need)).lease;
+  #borrow(need: Need): Promise<Lease> {
+    return this.#borrowRouted(need, leaseOnly);
   }
 
-  async #borrowRouted(need: Need): Promise<RoutedLease> {
+  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never): Promise<R> {
     const timeoutMs = this.#config.acquireTimeoutMs;
     const deadlineMs = Date.now() + timeoutMs;
     let lastError: unknown;
     for (;;) {
       if (this.#closing) throw new PoolClosedError();
-      const name = pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
+      const candidates = this.#candidates[need];
+      const name = pickFrom(candidates, this.#borrowedOf, this.#turn++);
       if (name === undefined) {
         // Wrong credentials on every node that could serve: no wait will fix it.
         const permanent = this.#permanentFailure();
@@ -290,9 +330,12 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError ?? this.#lastCheckError());
         continue;
       }
+      const state = candidates.find((s) => s.name === name)!;
+      const node = this.#byName.get(name)!;
+      // No timer of its own: the node pool's acquireTimeout (the cluster's) bounds the wait.
+      const leasing = node.pool.lease();
       try {
-        const lease = await this.#leaseWhileEligible(name, need);
-        return { lease, node: this.#states.find((s) => s.name === name)! };
+        return wrap(await (node.pool.idle !== 0 ? leasing : watch(leasing, node.waiting[need])), state);
       } catch (err) {
         if (err instanceof PoolClosedError && this.#closing) throw err;
         // Credentials or session setup: another node will not do better.
@@ -303,45 +346,6 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         if (Date.now() >= deadlineMs) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
       }
     }
-  }
-
-  // A lease from `name`'s pool, given up (and handed back when it comes) if `name` stops being
-  // a node this borrow may use. No timer of its own: the node pool's acquireTimeout (the
-  // cluster's) bounds the wait.
-  #leaseWhileEligible(name: string, need: Need): Promise<Lease> {
-    const pool = this.#poolOf(name);
-    const leasing = pool.lease();
-    return new Promise<Lease>((resolve, reject) => {
-      let settled = false;
-      const finish = () => {
-        settled = true;
-        this.#waiters.delete(onChange);
-      };
-      const abandon = (why: Error) => {
-        finish();
-        leasing.then((lease) => lease.release(), () => undefined);
-        reject(why);
-      };
-      const onChange = () => {
-        if (settled) return;
-        if (this.#closing) return abandon(new PoolClosedError());
-        if (!this.#candidates[need].some((s) => s.name === name)) abandon(new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`));
-        else this.#waiters.add(onChange);
-      };
-      this.#waiters.add(onChange);
-      leasing.then(
-        (lease) => {
-          if (settled) return;
-          finish();
-          resolve(lease);
-        },
-        (err: unknown) => {
-          if (settled) return;
-          finish();
-          reject(err);
-        },
-      );
-    });
   }
 
   // Resolves true at the next topology change, false at the deadline.
@@ -422,7 +426,9 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       this.#warnedAmbiguous = ambiguous;
       if (ambiguous !== '') this.#log.warn({ nodes: ambiguous }, 'more than one writable node and none was the writer: no writes until all but one are read-only');
     }
+    const before = this.#candidates;
     this.#candidates = { writer: candidatesFor('writer', next), reader: candidatesFor('reader', next) };
+    this.#moveWaitsOffLeavers(before);
     if (!changed) return;
     const event: TopologyEvent = Object.freeze({ cluster: this.#config.name, writer: this.#writer(), nodes: next });
     this.#log.info({ writer: event.writer, nodes: describeTopology(next) }, 'cluster topology changed');
@@ -434,6 +440,16 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       }
     }
     this.#wake();
+  }
+
+  // The borrows waiting on a node that is no longer a candidate for their need move on.
+  #moveWaitsOffLeavers(before: Record<Need, NodeState[]>): void {
+    for (const need of ['writer', 'reader'] as const) {
+      for (const left of before[need]) {
+        if (this.#candidates[need].some((s) => s.name === left.name)) continue;
+        rejectWatched(this.#byName.get(left.name)!.waiting[need], () => new NodeLeft(`node ${left.name} left the ${need}s: ${describeTopology(this.#states)}`));
+      }
+    }
   }
 
   #decide(): readonly NodeState[] {
@@ -456,6 +472,9 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     return this.#byName.get(name)!.pool;
   }
 }
+
+const leaseOnly = (lease: Lease): Lease => lease;
+const routed = (lease: Lease, node: NodeState): RoutedLease => ({ lease, node });
 
 function needOf(options: RouteOptions | undefined): Need {
   if (options !== undefined && (options === null || typeof options !== 'object')) throw new InvalidArgumentError('options', options, 'expected { readOnly?: boolean }');

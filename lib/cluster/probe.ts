@@ -13,6 +13,7 @@ const ER_SPECIFIC_ACCESS_DENIED = 1227;
 
 /** Asks `conn` what the node is now. Rejects with the driver's error when a statement fails. */
 export async function probe(conn: DriverConnection): Promise<NodeObservation> {
+  const askedAt = Date.now();
   let readOnly: boolean;
   let wsrepOn = false;
   try {
@@ -37,12 +38,12 @@ export async function probe(conn: DriverConnection): Promise<NodeObservation> {
       replicaStatusDenied = true;
     }
   }
-  return { reachable: true, readOnly, galera, replica, error: undefined, replicaStatusDenied, at: Date.now() };
+  return { reachable: true, readOnly, galera, replica, error: undefined, replicaStatusDenied, askedAt, at: Date.now() };
 }
 
 async function galeraStatus(conn: DriverConnection): Promise<GaleraStatus> {
   const [rows] = (await conn.query(
-    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state', 'wsrep_cluster_status', 'wsrep_local_index', 'wsrep_cluster_size', 'wsrep_cluster_conf_id')",
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state', 'wsrep_cluster_status', 'wsrep_local_index', 'wsrep_cluster_size', 'wsrep_cluster_conf_id', 'wsrep_last_committed')",
   )) as unknown as [Row[]];
   const status = new Map(rows.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
   return {
@@ -52,6 +53,7 @@ async function galeraStatus(conn: DriverConnection): Promise<GaleraStatus> {
     localIndex: Number(status.get('wsrep_local_index') ?? Number.MAX_SAFE_INTEGER),
     clusterSize: Number(status.get('wsrep_cluster_size') ?? 0),
     confId: status.has('wsrep_cluster_conf_id') ? Number(status.get('wsrep_cluster_conf_id')) : undefined,
+    lastCommitted: status.has('wsrep_last_committed') ? Number(status.get('wsrep_last_committed')) : undefined,
   };
 }
 

@@ -20,6 +20,8 @@ export interface GaleraStatus {
   readonly clusterSize: number;
   /** `wsrep_cluster_conf_id`: the membership change the node has seen last. */
   readonly confId?: number;
+  /** `wsrep_last_committed`: the cluster-wide sequence number of the last write set the node applied. */
+  readonly lastCommitted?: number;
 }
 
 /** A replica's state, from `SHOW SLAVE STATUS`. */
@@ -43,6 +45,8 @@ export interface NodeObservation {
   readonly error: Error | undefined;
   /** ms timestamp of the answer (of the failure, for an unreachable node). */
   readonly at?: number;
+  /** ms timestamp at which the check sent its first statement: the answer describes the node at or after it. */
+  readonly askedAt?: number;
   /** Galera: ms timestamp of the first of the checks in a row, up to this one, that found the node Synced in the primary component. */
   readonly syncedSince?: number;
   /** The user may not read the replica status (no REPLICATION CLIENT / SLAVE MONITOR): lag is not checked. */
@@ -161,12 +165,19 @@ function usability({ observation: o, suspect }: NodeInput, options: TopologyOpti
   return { health: 'up', kind, lagSeconds, canRead: true, canWrite: !o.readOnly };
 }
 
-// A Galera node coming back (it was down, not synced or suspect) is taken back only once it is
-// in the newest configuration (wsrep_cluster_conf_id) a node in the primary component reports,
-// and once every other reachable Galera node has been checked since it came back: a node
-// resumed after SIGSTOP reports the Synced state it had before the others evicted it, and the
-// others' last answers may predate the eviction. A node that stayed up is judged by its own
-// status alone, so that a view change seen a few ms apart moves no role.
+// A Galera node coming back (it was down, not synced or suspect) is taken back only once
+// - it is in the newest configuration (wsrep_cluster_conf_id) a node in the primary component
+//   reports: a node resumed after SIGSTOP reports the Synced state it had before the others
+//   evicted it;
+// - every other reachable Galera node has been checked since it came back, and before its own
+//   latest check began: the others' answers must postdate its return to tell anything, and
+//   predate its own answer to be compared with it;
+// - it has applied every write set the others had applied by then (wsrep_last_committed):
+//   Synced does not mean caught up: a node thawed before the others evicted it, or one that
+//   goes Synced with write sets still queued, would serve reads that miss writes committed
+//   seconds ago.
+// A node that stayed up is judged by its own status alone, so that a view change seen a few
+// ms apart moves no role.
 function excludeStaleGaleraViews(nodes: readonly NodeInput[], usable: Usability[]): void {
   let newest: number | undefined;
   for (const n of nodes) {
@@ -176,14 +187,27 @@ function excludeStaleGaleraViews(nodes: readonly NodeInput[], usable: Usability[
   nodes.forEach((n, i) => {
     const o = n.observation;
     const g = o?.galera;
-    if (g === undefined || usable[i]!.health !== 'up') return;
+    if (o === undefined || g === undefined || usable[i]!.health !== 'up') return;
     const returning = n.previousHealth === 'down' || n.previousHealth === 'notSynced' || n.previousHealth === 'suspect';
     if (!returning) return;
     const behind = newest !== undefined && g.confId !== undefined && g.confId < newest;
-    const since = o!.syncedSince ?? o!.at;
-    const unconfirmed = since !== undefined && nodes.some((b) => b !== n && b.observation?.reachable === true && b.observation.galera !== undefined && (b.observation.at ?? 0) < since);
-    if (behind || unconfirmed) usable[i] = { ...usable[i]!, health: 'notSynced', canRead: false, canWrite: false };
+    if (behind || !caughtUp(n, o, g, nodes)) usable[i] = { ...usable[i]!, health: 'notSynced', canRead: false, canWrite: false };
   });
+}
+
+function caughtUp(n: NodeInput, o: NodeObservation, g: GaleraStatus, nodes: readonly NodeInput[]): boolean {
+  const since = o.syncedSince ?? o.at;
+  const askedAt = o.askedAt ?? o.at;
+  for (const b of nodes) {
+    const p = b.observation;
+    if (b === n || p?.reachable !== true || p.galera === undefined) continue;
+    const at = p.at ?? 0;
+    if (since !== undefined && at < since) return false; // not checked since it came back
+    if (askedAt !== undefined && at > askedAt) return false; // checked after its own check began: not comparable yet
+    const peer = p.galera.lastCommitted;
+    if (peer !== undefined && g.lastCommitted !== undefined && g.lastCommitted < peer) return false;
+  }
+  return true;
 }
 
 function chooseWriters(nodes: readonly NodeInput[], usable: readonly Usability[], previous: ReadonlySet<string>, options: TopologyOptions): Set<string> {

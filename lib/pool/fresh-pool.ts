@@ -216,6 +216,11 @@ export class FreshPool extends EventEmitter {
     return this.core.resources.borrowed;
   }
 
+  /** Idle connections now: `stats().idle` without building the snapshot (a router reads it per borrow). */
+  get idle(): number {
+    return this.core.resources.available;
+  }
+
   /** A frozen snapshot of the pool's counters. */
   stats(): PoolStats {
     return this.core.stats();

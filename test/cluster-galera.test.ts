@@ -1,11 +1,8 @@
-// NOT IN `npm test` (run it with `npx tap test/soak/cluster-galera.ts`, about 100 s): it fails
-// in about one freeze round in three or four. A Galera node thawed after SIGSTOP is still taken
-// back for reads a few hundred ms before it has applied what the others committed meanwhile
-// (see the closing note of issue 12). Every other subtest passes.
-//
 // createCluster over a three-node Galera cluster (issue 12), one cluster for the whole file
 // under 16 concurrent callers (8 readers, 8 writers): roles found by the monitor (one writer,
-// the lowest wsrep_local_index; the others take reads), and each fault: a node isolated from
+// the lowest wsrep_local_index; the others take reads); the fault shown real first (a mysql2
+// pool and PoolCluster go on lending an isolated node's connections: COM_PING passes, every
+// table access fails with 1047), then each fault: a node isolated from
 // the others (it still answers SELECT 1 and COM_PING), frozen (SIGSTOP), killed (kill -9, back
 // by IST), every node down; then read-your-writes by causal reads. Each test leaves the
 // cluster whole (three nodes Synced, one writer, two readers) for the next.
@@ -21,8 +18,9 @@
 // defaults). The nodes write their redo log without an fsync per commit (see below), which
 // changes nothing a process crash can show.
 import t, { type Test } from 'tap';
-import { AcquireTimeoutError, ClusterUnavailableError, createCluster, DEFAULTS, type FreshCluster, type PoolConnection, type TopologyEvent } from '../../lib/index.js';
-import { startGalera, type GaleraNode } from '../helpers/galera.js';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
+import { AcquireTimeoutError, ClusterUnavailableError, createCluster, DEFAULTS, type FreshCluster, type PoolConnection, type TopologyEvent } from '../lib/index.js';
+import { startGalera, type GaleraNode } from './helpers/galera.js';
 
 t.setTimeout(300_000);
 
@@ -371,6 +369,66 @@ t.test('roles: the lowest wsrep_local_index writes, the other two read; kind gal
     reads.every((r) => r >= total / 4),
     `reads spread over ${readers.map((n, i) => `${n.name} (${reads[i]})`).join(' and ')}`,
   );
+});
+
+/** `CALLERS` callers, each running `op` `rounds` times in turn: successes, failures by errno, nodes used. */
+async function hammer(rounds: number, op: () => Promise<number>): Promise<{ ok: number; errnos: Record<string, number>; ports: Set<number>; lastRoundFailures: number }> {
+  const out = { ok: 0, errnos: {} as Record<string, number>, ports: new Set<number>(), lastRoundFailures: 0 };
+  await Promise.all(
+    Array.from({ length: CALLERS }, async () => {
+      for (let round = 0; round < rounds; round++) {
+        try {
+          out.ports.add(await op());
+          out.ok++;
+        } catch (err) {
+          const key = String((err as { errno?: number }).errno ?? (err as { code?: string }).code ?? err);
+          out.errnos[key] = (out.errnos[key] ?? 0) + 1;
+          if (round === rounds - 1) out.lastRoundFailures++;
+        }
+      }
+    }),
+  );
+  return out;
+}
+
+t.test('fault is real: a mysql2 pool and PoolCluster keep lending an isolated node (COM_PING passes, table access fails with 1047)', async (t) => {
+  await whole();
+  const node = readerNodes()[0]!;
+  const options = (url: string): mysql.PoolOptions => ({ uri: url, connectionLimit: CALLERS });
+  const pool = mysql.createPool(options(node.url));
+  t.teardown(() => pool.end());
+  const poolCluster = mysql.createPoolCluster(); // round robin over the three, mysql2's defaults
+  const events: string[] = [];
+  for (const name of ['remove', 'offline']) poolCluster.on(name, (arg: unknown) => events.push(`${name}:${String(arg)}`));
+  t.teardown(() => poolCluster.end());
+  for (const n of g.nodes) poolCluster.add(n.name.toUpperCase(), options(n.url));
+  const read = (q: { query: mysql.Pool['query'] }) => async () => {
+    const [rows] = await q.query<Array<RowDataPacket & { port: number }>>('SELECT @@port AS port, COUNT(*) AS n FROM test.probe');
+    return rows[0]!.port;
+  };
+  const warm = await hammer(3, read(poolCluster.of('*')));
+  t.equal(warm.ok, CALLERS * 3, 'before: every read through the PoolCluster succeeds');
+  t.equal((await hammer(2, read(pool))).ok, CALLERS * 2, `and through the pool on ${node.name}`);
+  try {
+    await g.isolate(node);
+    await g.waitStatus(node, (st) => !st.ready, 'wsrep_ready=OFF', 15_000);
+    const ROUNDS = 4;
+    const out = await hammer(ROUNDS, read(pool));
+    t.same(out.errnos, { 1047: CALLERS * ROUNDS }, `after isolation every read on ${node.name} fails with 1047`);
+    const conns = await Promise.all(Array.from({ length: CALLERS }, () => pool.getConnection()));
+    try {
+      const pings = await Promise.allSettled(conns.map((c) => c.ping()));
+      t.ok(pings.every((p) => p.status === 'fulfilled'), `while COM_PING succeeds on all ${CALLERS} of its connections`);
+    } finally {
+      for (const c of conns) c.release();
+    }
+    const viaCluster = await hammer(ROUNDS, read(poolCluster.of('*')));
+    t.ok(viaCluster.ok < CALLERS * ROUNDS && Object.keys(viaCluster.errnos).join() === '1047', `through the PoolCluster ${CALLERS * ROUNDS - viaCluster.ok} of ${CALLERS * ROUNDS} reads fail, with 1047: ${JSON.stringify(viaCluster.errnos)}`);
+    t.ok(viaCluster.lastRoundFailures > 0, `still in the last round (${viaCluster.lastRoundFailures} of ${CALLERS})`);
+    t.same(events, [], 'the PoolCluster never took the node offline');
+  } finally {
+    await g.rejoin(node);
+  }
 });
 
 t.test('a node isolated from the others (the writer): writes move; only its statements in flight fail; back once Synced', async (t) => {
