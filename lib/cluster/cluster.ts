@@ -208,7 +208,25 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
    */
   async withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: RouteOptions): Promise<T> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
-    const lease = await this.#borrow(needOf(options));
+    const need = needOf(options);
+    const startedMs = Date.now();
+    // The common case, a fit node with an idle connection: its pool's own withConnection, with
+    // nothing of the routed path's (no lease object, no promise of the cluster's); a borrow
+    // that fails there before `fn` ran goes the routed way, within the same acquireTimeout.
+    const name = this.#closing ? undefined : pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
+    const pool = name === undefined ? undefined : this.#poolOf(name);
+    if (pool !== undefined && pool.idle !== 0) {
+      let lent = false;
+      try {
+        return await pool.withConnection((conn) => {
+          lent = true;
+          return fn(conn);
+        });
+      } catch (err) {
+        if (lent || (err instanceof PoolClosedError && this.#closing) || isFinal(err)) throw err;
+      }
+    }
+    const lease = await this.#borrowRouted(need, leaseOnly, startedMs, name);
     try {
       return await fn(lease.conn);
     } finally {
@@ -315,14 +333,17 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     return this.#borrowRouted(need, leaseOnly);
   }
 
-  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never): Promise<R> {
+  // `picked`: the node withConnection chose and could not borrow from at once; tried first, so
+  // that round-robin among equals is not skipped by a second pick.
+  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never, startedMs = Date.now(), picked?: string): Promise<R> {
     const timeoutMs = this.#config.acquireTimeoutMs;
-    const deadlineMs = Date.now() + timeoutMs;
+    const deadlineMs = startedMs + timeoutMs;
     let lastError: unknown;
     for (;;) {
       if (this.#closing) throw new PoolClosedError();
       const candidates = this.#candidates[need];
-      const name = pickFrom(candidates, this.#borrowedOf, this.#turn++);
+      const name = picked !== undefined && candidates.some((s) => s.name === picked) ? picked : pickFrom(candidates, this.#borrowedOf, this.#turn++);
+      picked = undefined;
       if (name === undefined) {
         // Wrong credentials on every node that could serve: no wait will fix it.
         const permanent = this.#permanentFailure();
@@ -338,8 +359,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         return wrap(await (node.pool.idle !== 0 ? leasing : watch(leasing, node.waiting[need])), state);
       } catch (err) {
         if (err instanceof PoolClosedError && this.#closing) throw err;
-        // Credentials or session setup: another node will not do better.
-        if (err instanceof ConnectionSetupError || (err instanceof ConnectError && isPermanent(err))) throw err;
+        if (isFinal(err)) throw err;
         // The node stayed fit all along: its pool was busy, which is what the caller must hear.
         if (err instanceof AcquireTimeoutError && this.#candidates[need].some((s) => s.name === name)) throw err;
         lastError = err;
@@ -483,8 +503,9 @@ function needOf(options: RouteOptions | undefined): Need {
   return readOnly === true ? 'reader' : 'writer';
 }
 
-function isPermanent(err: ConnectError): boolean {
-  return isPermanentFailure(err.cause);
+// Credentials or session setup: another node, or another try, will not do better.
+function isFinal(err: unknown): boolean {
+  return err instanceof ConnectionSetupError || (err instanceof ConnectError && isPermanentFailure(err.cause));
 }
 
 /** Builds a cluster and starts its monitors. Throws `ConfigError` at once when `config` is invalid. */

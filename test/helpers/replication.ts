@@ -8,7 +8,7 @@
  * Applications connect as `app` (password `app`), not root: root holds READ_ONLY ADMIN, so
  * read_only=1 does not stop it, while `app` gets error 1290 writing to a read-only node.
  */
-import { cpSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { boundedQuery, ensureTemplate, freePorts, GuardedDir, poll, runAsRoot, ServerProcess, type ProcessState } from './mariadb-process.js';
 
@@ -90,6 +90,14 @@ export interface Replication {
    * waits until both replication threads run. Does not change read_only (see setReadOnly).
    */
   repoint(replica: ReplicationNode, primary: ReplicationNode, options?: { gtid?: 'slave_pos' | 'current_pos'; wait?: boolean }): Promise<void>;
+  /**
+   * Rebuilds `node` (stopped if running) as an empty read-only replica of `from`, which
+   * replays its whole binlog into it: what an orchestrator does with a primary that crashed
+   * under writes, whose binlog may hold transactions no replica received (an errant GTID that
+   * the new primary's binlog does not have, so `repoint` would fail with 1236). Resolves once
+   * it has applied all of `from`'s binlog. It gets a new `serverId`.
+   */
+  rebuild(node: ReplicationNode, from: ReplicationNode): Promise<void>;
   /** SET GLOBAL read_only = on (also the setting used by a later start). */
   setReadOnly(node: ReplicationNode, on: boolean): Promise<void>;
   /** STOP SLAVE SQL_THREAD: the replica receives but no longer applies (lag). */
@@ -308,6 +316,21 @@ export async function startReplication(t: Teardown, options: ReplicationOptions 
       const s = stateOf(replica);
       await changeMaster(s, stateOf(to), opts.gtid ?? (s.wasPrimary ? 'current_pos' : 'slave_pos'));
       if (opts.wait !== false) await waitRunning(replica);
+    },
+    async rebuild(node, from) {
+      const s = stateOf(node);
+      if (s.proc.state !== 'down') await s.proc.stop(10_000);
+      rmSync(join(s.dir, 'data'), { recursive: true, force: true });
+      cpSync(template, join(s.dir, 'data'), { recursive: true });
+      // A new server_id, as a host rebuilt from scratch gets: under its old one it would skip
+      // every event it wrote itself as primary (replication's loop guard), its own table
+      // creations among them.
+      (node as { serverId: number }).serverId = node.serverId + 100;
+      s.wasPrimary = false;
+      await startNode(s, true);
+      await changeMaster(s, stateOf(from), 'slave_pos');
+      await waitRunning(node);
+      await waitReplicated(node);
     },
     async setReadOnly(node, on) {
       await admin(node, `SET GLOBAL read_only = ${on ? 1 : 0}`);
