@@ -11,7 +11,7 @@ import type { Lease, PoolConnection } from '../pool/index.js';
 import { callbackOnly, runStatement, type StatementCallback } from './callbacks.js';
 import { CommandQueue, type Command } from './command-queue.js';
 import { Mysql2AdapterQuery, type StreamOptions } from './query.js';
-import { streamInTurn } from './row-stream.js';
+import { streamInTurn, type StreamOver } from './row-stream.js';
 
 // What mysql2 gives a command that can no longer be sent on a closed connection.
 function closedStateError(): Error {
@@ -77,7 +77,7 @@ export class Mysql2AdapterConnection extends EventEmitter {
     const command = this.#commands.reserve();
     return new Mysql2AdapterQuery(
       () => this.#commands.run(command, () => this.#conn.query<T>(sql as string, values)),
-      (options) => this.#stream(command, sql, values, options),
+      (options, onOver) => this.#stream(command, sql, values, options, onOver),
       (decide) => {
         if (command !== undefined) command.decide = decide;
       },
@@ -238,6 +238,15 @@ export class Mysql2AdapterConnection extends EventEmitter {
   }
 
   /**
+   * This object: mysql2's callback pool connections give their promise wrapper here, and
+   * TypeORM sends every statement through it (`connection.promise().query(...)`); this
+   * connection offers both APIs itself.
+   */
+  promise(): this {
+    return this;
+  }
+
+  /**
    * This object: mysql2's pool connections expose their callback connection here, and
    * Drizzle's `.iterator()` streams through it; this connection offers both APIs itself.
    */
@@ -266,8 +275,8 @@ export class Mysql2AdapterConnection extends EventEmitter {
   }
 
   // A streamed query, sent in its turn on mysql2's callback connection, checked first.
-  #stream(command: Command | undefined, sql: string | QueryOptions, values: unknown, options: StreamOptions | undefined): Readable {
+  #stream(command: Command | undefined, sql: string | QueryOptions, values: unknown, options: StreamOptions | undefined, onOver: StreamOver): Readable {
     const lent = this.#conn as unknown as LentConnection;
-    return streamInTurn(this.#commands, command, () => lent.untrackedConnection(), sql, values, options);
+    return streamInTurn(this.#commands, command, () => lent.untrackedConnection(), sql, values, options, onOver);
   }
 }

@@ -27,10 +27,17 @@ interface CoreConnection {
 }
 
 /**
+ * Called once a streamed query is over on the connection, as mysql2's `Query` emits `'end'`:
+ * every row received (read or not), or failed (`err`), or never sent.
+ */
+export type StreamOver = (err: Error | undefined) => void;
+
+/**
  * Sends a streamed query in its turn (`command`, reserved in `queue`; undefined when the
  * connection was given back, and the stream fails with `ConnectionReleasedError`). `open`
  * gives mysql2's callback connection once it is checked, as any statement is (a dead
- * connection is replaced, or a lost transaction rejects).
+ * connection is replaced, or a lost transaction rejects). `onOver` is called exactly once,
+ * never synchronously.
  */
 export function streamInTurn(
   queue: CommandQueue,
@@ -39,6 +46,7 @@ export function streamInTurn(
   sql: string | QueryOptions,
   values: unknown,
   options: StreamOptions | undefined,
+  onOver: StreamOver = () => {},
 ): Readable {
   // Set while the query runs: reading resumes a connection paused for a full buffer, and so
   // does leaving early, so the rest of the rows can be dropped.
@@ -53,7 +61,10 @@ export function streamInTurn(
     },
   });
   if (command === undefined) {
-    out.destroy(new ConnectionReleasedError());
+    const err = new ConnectionReleasedError();
+    out.destroy(err);
+    // The caller subscribes to the query's events after stream() returns.
+    process.nextTick(onOver, err);
     return out;
   }
   queue.fill(
@@ -62,37 +73,46 @@ export function streamInTurn(
       attempt(open).then(
         (core) => {
           running = core as CoreConnection;
-          pipeRows(running, sql, values, out, () => {
+          pipeRows(running, sql, values, out, (err) => {
             running = undefined;
             done();
+            onOver(err);
           });
         },
         (err: unknown) => {
           out.destroy(err as Error);
           done();
+          onOver(err as Error);
         },
       );
     },
-    (err) => out.destroy(err),
+    (err) => {
+      out.destroy(err);
+      // Aborted at once when the connection was destroyed before stream() was called.
+      process.nextTick(onOver, err);
+    },
   );
   return out;
 }
 
 // Feeds the rows of a mysql2 `Query` sent without a callback into `out`, as mysql2's
-// `Query.stream()` does, and calls `done` once the query is over on the connection. Rows that
-// come after `out` was destroyed (its reader left early) are read and dropped, so the
-// connection is free for the next command rather than paused for good.
-function pipeRows(core: CoreConnection, sql: string | QueryOptions, values: unknown, out: Readable, done: () => void): void {
+// `Query.stream()` does, and calls `done` once the query is over on the connection, with the
+// query's error if it failed. Rows that come after `out` was destroyed (its reader left early)
+// are read and dropped, so the connection is free for the next command rather than paused
+// for good.
+function pipeRows(core: CoreConnection, sql: string | QueryOptions, values: unknown, out: Readable, done: (err: Error | undefined) => void): void {
   let over = false;
+  let failure: Error | undefined;
   const finish = () => {
     if (over) return;
     over = true;
     core.off('error', onLost);
-    done();
+    done(failure);
   };
   // mysql2 tells only the connection when it is lost under a query without a callback; a
   // connection already closed refuses the query the same way, synchronously.
   const onLost = (err: Error) => {
+    failure ??= err;
     out.destroy(err);
     finish();
   };
@@ -106,7 +126,10 @@ function pipeRows(core: CoreConnection, sql: string | QueryOptions, values: unkn
     if (!out.push(row)) core.pause();
     out.emit('result', row, index);
   });
-  query.on('error', (err) => out.destroy(err));
+  query.on('error', (err) => {
+    failure ??= err;
+    out.destroy(err);
+  });
   query.on('end', () => {
     finish();
     if (!out.destroyed) out.push(null);
