@@ -3,7 +3,20 @@
  * connection the server has already closed.
  */
 export { createPool, FreshPool, type EndOptions, type Lease, type PoolConnection } from './pool/index.js';
-export type { AcquireEvent, ConnectionEvent, EvictEvent, FreshPoolEvents, WrongNodeEvent } from './events.js';
+export type {
+  AcquireEvent,
+  AcquirePath,
+  AcquireTimeoutEvent,
+  ConnectionEvent,
+  CreateEvent,
+  EvictEvent,
+  FreshPoolEvents,
+  PingCause,
+  PingEvent,
+  ReleaseEvent,
+  ReplaceEvent,
+  WrongNodeEvent,
+} from './events.js';
 export { DEFAULTS, type FreshPoolConfig } from './config.js';
 export type { FreshPoolLogger } from './log.js';
 export type { IsolationLevel, TransactionOptions } from './transaction.js';

@@ -2,12 +2,13 @@
 // copied to a temp dir and packed once there with `npm pack`, which builds through `prepack`
 // exactly as a fresh clone would; the tarball is then linted by publint and arethetypeswrong
 // and installed into fresh consumer projects:
-//   - CommonJS: require() of both entry points, a pool on a real (private) MariaDB running
+//   - CommonJS: require() of every entry point (the main one, prometheus, opentelemetry, knex,
+//     typeorm; their optional peers installed), a pool on a real (private) MariaDB running
 //     SELECT 1, an error recognised by `code`, and the ESM copy of the same error next to it
 //     (the dual-package hazard: instanceof differs between the copies, `code` does not);
-//   - CommonJS TypeScript (module node16): both entry points typecheck (arethetypeswrong's
+//   - CommonJS TypeScript (module node16): every entry point typechecks (arethetypeswrong's
 //     TS1479 case);
-//   - ESM TypeScript (module nodenext): both entry points typecheck, and the compiled file
+//   - ESM TypeScript (module nodenext): every entry point typechecks, and the compiled file
 //     runs against the same server.
 // Consumers install with --prefer-offline from the npm cache and use this project's tsc.
 import { execFile } from 'node:child_process';
@@ -86,14 +87,20 @@ async function pack(): Promise<string> {
   return join(out, name);
 }
 
-/** A fresh project of the given module type with the tarball, prom-client and @types/node installed. */
+/** A fresh project of the given module type with the tarball, the optional peers and @types/node installed. */
 async function consumer(name: string, type: 'commonjs' | 'module', tarball: string): Promise<string> {
   const dir = join(work, name);
   mkdirSync(dir);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, private: true, type }, null, 2));
-  await npm(['install', '--prefer-offline', '--no-package-lock', tarball, `prom-client@${versionOf('prom-client')}`, `@types/node@${versionOf('@types/node')}`], dir);
+  const peers = ['prom-client', '@opentelemetry/api', 'knex', 'typeorm', '@types/node'].map((p) => `${p}@${versionOf(p)}`);
+  await npm(['install', '--prefer-offline', '--no-package-lock', tarball, ...peers], dir);
   return dir;
 }
+
+/** The entry points of the integrations, each in `lib/<name>/` and `mysql-fresh-pool/<name>`. */
+const INTEGRATIONS = ['opentelemetry', 'knex', 'typeorm'] as const;
+/** The node10 stubs: `<entry>/package.json`, for resolvers that ignore `exports`. */
+const STUBS = ['prometheus', ...INTEGRATIONS].map((e) => `${e}/package.json`);
 
 const started = Date.now();
 const [server, tarball] = await Promise.all([startServer(t), pack()]);
@@ -129,13 +136,14 @@ t.test('the tarball: license, both builds, sources for the maps, nothing else', 
     }
   };
   walk(pkgDir);
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'prometheus/package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/prometheus.js',
-    'dist/commonjs/index.js', 'dist/commonjs/index.d.ts', 'dist/commonjs/prometheus.js', 'dist/commonjs/package.json', 'lib/index.ts']) {
+  for (const f of ['LICENSE', 'README.md', 'package.json', ...STUBS, 'dist/index.js', 'dist/index.d.ts', 'dist/prometheus.js',
+    'dist/commonjs/index.js', 'dist/commonjs/index.d.ts', 'dist/commonjs/prometheus.js', 'dist/commonjs/package.json', 'lib/index.ts',
+    ...INTEGRATIONS.flatMap((i) => [`dist/${i}/index.js`, `dist/${i}/index.d.ts`, `dist/commonjs/${i}/index.js`, `dist/commonjs/${i}/index.d.ts`])]) {
     t.ok(files.includes(f), `ships ${f}`);
   }
   t.match(readFileSync(join(pkgDir, 'LICENSE'), 'utf8'), /MIT License[\s\S]*2026 mysql-fresh-pool contributors/, 'MIT license text');
   t.same(JSON.parse(readFileSync(join(pkgDir, 'dist/commonjs/package.json'), 'utf8')), { type: 'commonjs' }, 'the CommonJS build is marked as such');
-  const stray = files.filter((f) => !/^(dist|lib)\//.test(f) && !['LICENSE', 'README.md', 'package.json', 'prometheus/package.json'].includes(f));
+  const stray = files.filter((f) => !/^(dist|lib)\//.test(f) && !['LICENSE', 'README.md', 'package.json', ...STUBS].includes(f));
   t.same(stray, [], 'no tests, benchmarks, build scripts or configs shipped');
 
   const maps = files.filter((f) => f.endsWith('.map'));
@@ -161,6 +169,11 @@ const out = {};
 out.exports = Object.fromEntries(['createPool', 'FreshPool', 'FreshPoolError', 'ConfigError', 'ConnectError', 'AcquireTimeoutError',
   'PoolClosedError', 'TransactionLostError', 'createMysql2Adapter', 'DEFAULTS'].map((name) => [name, typeof fp[name]]));
 out.registerPoolMetrics = typeof registerPoolMetrics;
+out.integrations = {
+  opentelemetry: typeof require('mysql-fresh-pool/opentelemetry').registerPoolMetrics,
+  knex: typeof require('mysql-fresh-pool/knex').freshPoolClient,
+  typeorm: typeof require('mysql-fresh-pool/typeorm').freshPoolDriver,
+};
 (async () => {
   const pool = fp.createPool({ connection: process.env.MYSQL_URL, max: 2, name: 'cjs' });
   const registry = new Registry();
@@ -196,6 +209,7 @@ out.registerPoolMetrics = typeof registerPoolMetrics;
     AcquireTimeoutError: 'function', PoolClosedError: 'function', TransactionLostError: 'function', createMysql2Adapter: 'function', DEFAULTS: 'object',
   }, 'require("mysql-fresh-pool") has the exports');
   t.equal(out.registerPoolMetrics, 'function', 'require("mysql-fresh-pool/prometheus") has registerPoolMetrics');
+  t.same(out.integrations, { opentelemetry: 'function', knex: 'function', typeorm: 'function' }, 'require() of each integration entry point');
   t.equal(out.one, 1, 'SELECT 1 through withConnection on the private server');
   t.equal(out.acquiresSeries, true, 'the metrics saw that borrow');
   t.same(out.configError, { code: 'ERR_FRESH_POOL_CONFIG', name: 'ConfigError', field: 'max', isConfigError: true, isFreshPoolError: true }, 'a bad setting throws ConfigError');
@@ -210,6 +224,13 @@ const typedConsumer = `
 import { createPool, ConfigError, FreshPoolError, type FreshPool, type FreshPoolConfig, type PoolStats } from 'mysql-fresh-pool';
 import { registerPoolMetrics, type PoolMetricsOptions } from 'mysql-fresh-pool/prometheus';
 import { Registry } from 'prom-client';
+import { registerPoolMetrics as registerOtelMetrics, type PoolMetricsOptions as OtelOptions } from 'mysql-fresh-pool/opentelemetry';
+import { freshPoolClient, type FreshPoolClientOptions } from 'mysql-fresh-pool/knex';
+import { freshPoolDriver, type FreshPoolDriverOptions } from 'mysql-fresh-pool/typeorm';
+
+// Each integration's entry point resolves, with its types, in this module system.
+export const integrations: [typeof registerOtelMetrics, OtelOptions | undefined, typeof freshPoolClient, FreshPoolClientOptions, typeof freshPoolDriver, FreshPoolDriverOptions] =
+  [registerOtelMetrics, undefined, freshPoolClient, { endPoolOnDestroy: false }, freshPoolDriver, { endPoolOnDestroy: false }];
 
 export async function main(url: string): Promise<Record<string, unknown>> {
   const config: FreshPoolConfig = { connection: url, max: 2, name: 'typed' };

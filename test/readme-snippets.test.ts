@@ -72,6 +72,9 @@ t.test('every TypeScript snippet in README.md compiles as written', async (t) =>
     paths: {
       'mysql-fresh-pool': [join(root, 'lib/index.ts')],
       'mysql-fresh-pool/prometheus': [join(root, 'lib/prometheus.ts')],
+      'mysql-fresh-pool/opentelemetry': [join(root, 'lib/opentelemetry/index.ts')],
+      'mysql-fresh-pool/knex': [join(root, 'lib/knex/index.ts')],
+      'mysql-fresh-pool/typeorm': [join(root, 'lib/typeorm/index.ts')],
     },
   });
   const problems = ts.getPreEmitDiagnostics(program).map((d) => {

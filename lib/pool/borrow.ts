@@ -6,6 +6,7 @@
 import type { BorrowVerdict } from '../decisions.js';
 import type { PoolEntry } from '../entry.js';
 import { AcquireTimeoutError, ConnectionSetupError, PoolClosedError } from '../errors.js';
+import type { AcquirePath } from '../events.js';
 import { emitSafely, type PoolCore } from './core.js';
 import { borrowVerdictOf, letLoopTurn, ping, suspectIdle } from './liveness.js';
 
@@ -28,7 +29,7 @@ export function acquire(core: PoolCore): PoolEntry | Promise<PoolEntry> {
   const startedMs = Date.now();
   const idle = core.resources.takeIdle();
   if (idle !== undefined && idle.pinging === undefined && borrowVerdictOf(core, idle, startedMs) === 'use' && !core.loopWatch.stalled(startedMs)) {
-    noteAcquire(core, idle, 0);
+    noteAcquire(core, idle, 0, 'idle');
     return idle;
   }
   return acquireChecked(core, startedMs, idle);
@@ -37,6 +38,7 @@ export function acquire(core: PoolCore): PoolEntry | Promise<PoolEntry> {
 // The slow path: wait in generic-pool's queue, check what it lends, retry within acquireTimeout.
 async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntry | undefined): Promise<PoolEntry> {
   let next: PoolEntry | Promise<PoolEntry> = taken ?? core.resources.acquireWaiting(core.config.acquireTimeoutMs);
+  let via: AcquirePath = taken === undefined ? 'waited' : 'checked';
   for (;;) {
     let entry: PoolEntry;
     try {
@@ -52,30 +54,41 @@ async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntr
       core.counters.validationMsTotal += checkedMs - nowMs;
       nowMs = checkedMs;
       if (!ok) {
+        if (core.events.listenerCount('replace') !== 0) {
+          emitSafely(core, 'replace', { pool: core.config.name, connId: entry.id, reason: entry.evictReason ?? 'closed', phase: 'borrow', newConnId: undefined });
+        }
         void core.resources.destroy(entry);
         // Another connection, within what is left of acquireTimeout.
         const remainingMs = startedMs + core.config.acquireTimeoutMs - nowMs;
         if (remainingMs <= 0) throw acquireFailure(core, new TimeoutError());
         next = acquireWithin(core, remainingMs);
+        via = 'waited';
         continue;
       }
     }
-    noteAcquire(core, entry, nowMs - startedMs);
+    noteAcquire(core, entry, nowMs - startedMs, via);
     return entry;
   }
 }
 
-function noteAcquire(core: PoolCore, entry: PoolEntry, waitMs: number): void {
+function noteAcquire(core: PoolCore, entry: PoolEntry, waitMs: number, via: AcquirePath): void {
   const counters = core.counters;
   counters.acquires++;
   counters.acquireWaitMsTotal += waitMs;
   if (waitMs > counters.acquireWaitMsMax) counters.acquireWaitMsMax = waitMs;
-  if (core.events.listenerCount('acquire') !== 0) emitSafely(core, 'acquire', { pool: core.config.name, connId: entry.id, waitMs });
+  if (core.events.listenerCount('release') !== 0) {
+    core.lentAtMs.set(entry, Date.now());
+    core.lentAtNoted = true;
+  }
+  if (core.events.listenerCount('acquire') !== 0) emitSafely(core, 'acquire', { pool: core.config.name, connId: entry.id, waitMs, via });
 }
 
 function acquireFailure(core: PoolCore, err: unknown): Error {
   if (err instanceof TimeoutError || (err as Error)?.name === 'TimeoutError') {
-    return new AcquireTimeoutError(core.config.acquireTimeoutMs, core.stats(), lastFailure(core));
+    const timeoutMs = core.config.acquireTimeoutMs;
+    const error = new AcquireTimeoutError(timeoutMs, core.stats(), lastFailure(core));
+    if (core.events.listenerCount('acquireTimeout') !== 0) emitSafely(core, 'acquireTimeout', { pool: core.config.name, timeoutMs, phase: 'borrow' });
+    return error;
   }
   if (core.ending) return new PoolClosedError();
   return err as Error;
@@ -134,7 +147,7 @@ async function checkBeforeLending(core: PoolCore, entry: PoolEntry, verdict: Bor
   }
   if (verdict === 'use') return true;
   if (verdict === 'ping') {
-    const outcome = await ping(core, entry);
+    const outcome = await ping(core, entry, 'borrow');
     if (outcome.ok) return true;
     entry.evictReason = outcome.reason;
   } else {

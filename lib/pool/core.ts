@@ -63,6 +63,19 @@ export class PoolCore {
   readonly endTimers = new Set<NodeJS.Timeout>();
   /** Connections being closed (COM_QUIT, bounded by `closeTimeout`); `end()` waits for them. */
   readonly closing = new Set<Promise<void>>();
+  /**
+   * ms `ready()` took to open its first connection, until a connect takes that connection:
+   * the connector hands it over at once, so the one taking it reports this as its create time.
+   */
+  spareCreateMs: number | undefined = undefined;
+  /**
+   * When each connection's loan began (ms since the epoch; 0 once it came back), for the
+   * 'release' event's `useMs`. Noted only while someone listens to 'release'; weak, so a
+   * destroyed connection's note goes with it. Updated in place: no table churn per borrow.
+   */
+  readonly lentAtMs = new WeakMap<PoolEntry, number>();
+  /** A loan's start was ever noted: until then the return path skips `lentAtMs` entirely. */
+  lentAtNoted = false;
 
   /** Takes the parts the pool built; they call back into the paths, which take this core. */
   constructor(parts: Pick<PoolCore, 'config' | 'log' | 'events' | 'connector' | 'resources' | 'housekeeping' | 'loopWatch'>) {

@@ -122,7 +122,12 @@ export class FreshPool extends EventEmitter {
 
   private async warmUp(): Promise<void> {
     const core = this.core;
-    if (core.resources.size === 0) await core.connector.probe();
+    if (core.resources.size === 0) {
+      const askedAtMs = Date.now();
+      await core.connector.probe();
+      // The connection probe() made is handed to the next connect(): that one reports this time.
+      core.spareCreateMs = Date.now() - askedAtMs;
+    }
     if (core.ending) throw new PoolClosedError();
     core.resources.start();
     // Every lease that succeeded goes back, even when another failed: none may be left held.

@@ -16,10 +16,12 @@ const ROUTINE_EVICTIONS: ReadonlySet<EvictReason> = new Set(['maxAge', 'idleTime
 
 /** generic-pool's `create`: a new connection in a new slot, watched. */
 export async function createEntry(core: PoolCore): Promise<PoolEntry> {
+  const askedAtMs = Date.now();
+  const spareCreateMs = takeSpareCreateMs(core);
   // Stamped with when it was made, not when it is handed over: ready()'s spare may have sat idle.
   const { conn, madeAtMs } = await core.connector.connect();
   const entry = new PoolEntry(conn, driver.connectionId(conn), madeAtMs, jitteredMaxAgeMs(core.config.maxAgeMs, Math.random()));
-  watch(core, entry, conn);
+  watch(core, entry, conn, spareCreateMs ?? madeAtMs - askedAtMs);
   entry.onWrongNode = (errno) => {
     core.log.warn({ connId: entry.id, errno }, 'statement reached a server that cannot take it; connection closed on return');
     if (core.events.listenerCount('wrongNode') !== 0) emitSafely(core, 'wrongNode', { pool: core.config.name, connId: entry.id, errno });
@@ -27,12 +29,25 @@ export async function createEntry(core: PoolCore): Promise<PoolEntry> {
   return entry;
 }
 
-/** Counts and announces `conn`, new in `entry`'s slot, and takes the slot out when the server drops it while idle. */
-export function watch(core: PoolCore, entry: PoolEntry, conn: DriverConnection): void {
+/**
+ * The create time `ready()` measured for its connection, once: call it just before
+ * `connector.connect()`, which hands that connection to the first call after `ready()` made it.
+ */
+export function takeSpareCreateMs(core: PoolCore): number | undefined {
+  const ms = core.spareCreateMs;
+  core.spareCreateMs = undefined;
+  return ms;
+}
+
+/**
+ * Counts and announces `conn`, new in `entry`'s slot, and takes the slot out when the server drops it while idle.
+ * @param createMs how long the connection took to make, ms (the 'create' event's `createMs`)
+ */
+export function watch(core: PoolCore, entry: PoolEntry, conn: DriverConnection, createMs: number): void {
   driver.onConnectionLost(conn, (reason, err) => onConnectionLost(core, entry, conn, reason, err));
   core.counters.created++;
   core.log.debug({ connId: entry.id }, 'connection created');
-  if (core.events.listenerCount('create') !== 0) emitSafely(core, 'create', { pool: core.config.name, connId: entry.id });
+  if (core.events.listenerCount('create') !== 0) emitSafely(core, 'create', { pool: core.config.name, connId: entry.id, createMs });
 }
 
 // A connection the server closed while it sat idle leaves the pool now, not at its next
@@ -77,7 +92,7 @@ export function closeLogged(core: PoolCore, entry: PoolEntry): Promise<void> {
 /** Housekeeping's keep-alive: pings an idle entry and takes it out when dead. Never rejects. */
 export async function keepAlive(core: PoolCore, entry: PoolEntry): Promise<void> {
   const pinged = entry.conn;
-  const outcome = await ping(core, entry);
+  const outcome = await ping(core, entry, 'keepAlive');
   // The outcome is about the connection pinged, never whatever the slot holds by now.
   if (outcome.ok || entry.conn !== pinged) return;
   suspectIdle(core, outcome.reason);

@@ -6,8 +6,9 @@
 import { borrowVerdict, type BorrowVerdict, statementVerdict } from '../decisions.js';
 import * as driver from '../driver.js';
 import type { EvictReason, PoolEntry } from '../entry.js';
+import type { PingCause } from '../events.js';
 import { LoopWatch } from '../loop-watch.js';
-import type { PoolCore } from './core.js';
+import { emitSafely, type PoolCore } from './core.js';
 
 /** Whether mysql2 or its events already told us the connection is dead (no I/O). */
 export function isGone(entry: PoolEntry): boolean {
@@ -45,17 +46,20 @@ export async function letLoopTurn(core: PoolCore): Promise<void> {
 /**
  * A ping bounded by `pingTimeout` ms; a live connection counts as just used. One at a time
  * per connection: a borrow that finds one in flight waits for it. Never rejects.
+ * @param cause what it is for, in the 'ping' event (a caller joining a ping in flight emits none)
  */
-export function ping(core: PoolCore, entry: PoolEntry): Promise<driver.PingOutcome> {
-  entry.pinging ??= pingOnce(core, entry).finally(() => {
+export function ping(core: PoolCore, entry: PoolEntry, cause: PingCause): Promise<driver.PingOutcome> {
+  entry.pinging ??= pingOnce(core, entry, cause).finally(() => {
     entry.pinging = undefined;
   });
   return entry.pinging;
 }
 
-async function pingOnce(core: PoolCore, entry: PoolEntry): Promise<driver.PingOutcome> {
+async function pingOnce(core: PoolCore, entry: PoolEntry, cause: PingCause): Promise<driver.PingOutcome> {
   const conn = entry.conn;
-  const idleMs = Date.now() - entry.lastAccessAt;
+  const connId = entry.id;
+  const startedMs = Date.now();
+  const idleMs = startedMs - entry.lastAccessAt;
   core.counters.pings++;
   const outcome = await driver.pingWithin(entry.conn, core.config.pingTimeoutMs);
   if (outcome.ok) {
@@ -66,6 +70,11 @@ async function pingOnce(core: PoolCore, entry: PoolEntry): Promise<driver.PingOu
     core.lastPingFailure = { error: outcome.error, atAttempt: core.connector.attempts };
     // For the eviction's log line, unless the slot holds another connection by now.
     if (entry.conn === conn) entry.lostError ??= outcome.error;
+  }
+  // Emitted here, in the first caller's async context: a borrow's or a statement's trace span.
+  if (core.events.listenerCount('ping') !== 0) {
+    const reason = outcome.ok ? undefined : outcome.reason;
+    emitSafely(core, 'ping', { pool: core.config.name, connId, ok: outcome.ok, reason, pingMs: Date.now() - startedMs, idleMs, cause });
   }
   return outcome;
 }

@@ -14,7 +14,16 @@ import { isGone, suspectIdle } from './liveness.js';
 export function endLoan(core: PoolCore, entry: PoolEntry, lent: LentConnection, leak: LeakWatch | undefined): void {
   lent.revoke();
   if (leak !== undefined) endLeakWatch(core.log, leak, entry.id);
-  if (core.events.listenerCount('release') !== 0) emitSafely(core, 'release', { pool: core.config.name, connId: entry.id });
+  // Noted at the borrow only while someone listened to 'release'; cleared here, so a later
+  // loan never reads this one's start.
+  let lentAtMs = 0;
+  if (core.lentAtNoted) {
+    lentAtMs = core.lentAtMs.get(entry) ?? 0;
+    if (lentAtMs !== 0) core.lentAtMs.set(entry, 0);
+  }
+  if (core.events.listenerCount('release') !== 0) {
+    emitSafely(core, 'release', { pool: core.config.name, connId: entry.id, useMs: lentAtMs === 0 ? undefined : Date.now() - lentAtMs });
+  }
   giveBack(core, entry);
 }
 

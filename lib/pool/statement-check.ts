@@ -10,8 +10,8 @@ import * as driver from '../driver.js';
 import type { EvictReason, PoolEntry } from '../entry.js';
 import { AcquireTimeoutError, ConnectionSetupError, PoolClosedError, TransactionLostError } from '../errors.js';
 import type { StatementGate } from '../lent-connection.js';
-import type { PoolCore } from './core.js';
-import { closeLogged, watch } from './lifecycle.js';
+import { emitSafely, type PoolCore } from './core.js';
+import { closeLogged, takeSpareCreateMs, watch } from './lifecycle.js';
 import { letLoopTurn, ping, statementVerdictOf, suspectIdle } from './liveness.js';
 
 /**
@@ -49,7 +49,7 @@ async function checkBeforeStatement(core: PoolCore, entry: PoolEntry): Promise<v
   let reason: EvictReason = entry.lostReason ?? 'closed';
   let error: Error | undefined = undefined;
   if (verdict === 'ping') {
-    const outcome = await ping(core, entry);
+    const outcome = await ping(core, entry, 'statement');
     if (outcome.ok) return;
     reason = outcome.reason;
     error = outcome.error;
@@ -70,6 +70,8 @@ async function checkBeforeStatement(core: PoolCore, entry: PoolEntry): Promise<v
   entry.evictReason = reason;
   void closeLogged(core, entry);
   let made: NewConnection;
+  const askedAtMs = Date.now();
+  const spareCreateMs = takeSpareCreateMs(core);
   try {
     made = await reconnectWithin(core, core.config.reconnectTimeoutMs);
   } catch (err) {
@@ -84,8 +86,10 @@ async function checkBeforeStatement(core: PoolCore, entry: PoolEntry): Promise<v
     throw new PoolClosedError();
   }
   entry.adopt(conn, driver.connectionId(conn), made.madeAtMs, jitteredMaxAgeMs(core.config.maxAgeMs, Math.random()));
-  watch(core, entry, conn);
+  watch(core, entry, conn, spareCreateMs ?? made.madeAtMs - askedAtMs);
   core.log.info({ connId: entry.id, replacedConnId: lostId, reason }, 'connection replaced before a statement');
+  // In the statement's async context: its caller's trace span.
+  if (core.events.listenerCount('replace') !== 0) emitSafely(core, 'replace', { pool: core.config.name, connId: lostId, reason, phase: 'statement', newConnId: entry.id });
 }
 
 // Nothing was sent yet, so waiting for the server (a restart) is safe, as a borrow would.
@@ -97,7 +101,11 @@ async function reconnectWithin(core: PoolCore, timeoutMs: number): Promise<NewCo
     } catch (err) {
       if (err instanceof PoolClosedError) throw err;
       if (isPermanentFailure(err)) throw err instanceof ConnectionSetupError ? err : core.connector.connectError(err);
-      if (Date.now() >= deadlineMs) throw new AcquireTimeoutError(timeoutMs, core.stats(), err);
+      if (Date.now() >= deadlineMs) {
+        const error = new AcquireTimeoutError(timeoutMs, core.stats(), err);
+        if (core.events.listenerCount('acquireTimeout') !== 0) emitSafely(core, 'acquireTimeout', { pool: core.config.name, timeoutMs, phase: 'statement' });
+        throw error;
+      }
     }
   }
 }
