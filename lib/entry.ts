@@ -84,6 +84,12 @@ export class PoolEntry implements ConnectionTimes, StatementObserver {
   transactionUnknown = false;
   /** The user went around the tracked methods (prepared statements, the raw connection). */
   untracked = false;
+  /**
+   * This loan sent a statement that leaves session state (`SET`, `GET_LOCK`, `LOCK TABLES`, a
+   * temporary table...; see session-state.ts): its summary. The connection is then never
+   * swapped under the borrower. Cleared when the loan ends.
+   */
+  sessionChangedBy: string | undefined = undefined;
   /** The session's user or default database was changed (`changeUser`, `USE`): never lent again. */
   identityChanged = false;
   /** `query`/`execute` statements sent on this slot and not yet answered. */

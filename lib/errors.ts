@@ -155,6 +155,30 @@ export class TransactionLostError extends FreshPoolError {
 }
 
 /**
+ * The connection died after the borrower had changed its session state (a `SET`, `GET_LOCK`,
+ * `LOCK TABLES`, a temporary table, `SET TRANSACTION` before `BEGIN`...): a new connection
+ * would not have that state, so the pool did not swap one in. The statement that found the
+ * loss was not sent; nothing was retried. `statement` is the one that changed the session (its
+ * first 80 characters); `cause` is the driver's error.
+ */
+export class SessionLostError extends FreshPoolError {
+  static readonly code = 'ERR_FRESH_POOL_SESSION_LOST';
+  /** The statement that changed the session state, first 80 characters. */
+  readonly statement: string;
+
+  constructor(connId: number, statement: string, cause: unknown) {
+    super(
+      SessionLostError.code,
+      `Connection ${connId} was lost after this borrow changed its session state (${statement}): a new connection ` +
+        'would not have that state, so none was swapped in; the statement was not sent and nothing was retried. ' +
+        'Borrow again and set the session up again.',
+      { cause },
+    );
+    this.statement = statement;
+  }
+}
+
+/**
  * The connection was lost while COMMIT was in flight: the transaction may or may not have
  * been committed. It was not retried. `cause` is the driver's error.
  */

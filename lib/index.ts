@@ -29,6 +29,7 @@ export {
   ConnectError,
   PoolClosedError,
   TransactionLostError,
+  SessionLostError,
   CommitOutcomeUnknownError,
   ConnectionReleasedError,
   ConnectionSetupError,

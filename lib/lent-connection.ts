@@ -12,6 +12,7 @@ import type { StackTraces } from './config.js';
 import { statement } from './driver.js';
 import type { PoolEntry } from './entry.js';
 import { ConnectionReleasedError } from './errors.js';
+import { changesSession, statementSummary } from './session-state.js';
 
 /** The pool's side of a lent connection. */
 export interface StatementGate {
@@ -95,6 +96,7 @@ export class LentConnection {
   async reset(): Promise<void> {
     const entry = this.#entry;
     await this.#current().reset();
+    entry.sessionChangedBy = undefined;
     entry.inTransaction = false;
     entry.autocommitOff = false;
     entry.transactionUnknown = false;
@@ -209,11 +211,16 @@ export class LentConnection {
     if (typeof values === 'function') return Promise.reject(new Error('Callback function is not available with promise clients.'));
     const entry = this.#entry;
     const gate = this.#gate;
-    if (!gate.needsCheck(entry)) return statement(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces);
+    if (!gate.needsCheck(entry)) {
+      if (entry.sessionChangedBy === undefined) noteSessionChange(entry, sql);
+      return statement(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces);
+    }
     // The borrower's from now on: a return waits for it, even while its check reconnects.
     entry.awaitingCheck++;
     return gate.freshen(entry).then(
       () => {
+        // Noted once checked: a swap before the statement that changes the session loses nothing.
+        if (entry.sessionChangedBy === undefined) noteSessionChange(entry, sql);
         const sent = statement<[T, FieldPacket[]]>(entry.conn, method, sql, values, entry, stackFrom, gate.stackTraces);
         entry.checked(); // counted as in flight by statement() first
         return sent;
@@ -224,4 +231,9 @@ export class LentConnection {
       },
     );
   }
+}
+
+function noteSessionChange(entry: PoolEntry, sql: string | QueryOptions): void {
+  const text = typeof sql === 'string' ? sql : sql?.sql;
+  if (typeof text === 'string' && changesSession(text)) entry.sessionChangedBy = statementSummary(text);
 }

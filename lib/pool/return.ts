@@ -13,6 +13,7 @@ import { isGone, suspectIdle } from './liveness.js';
 /** Ends a loan: the lent connection refuses further use, and the slot goes back (see `giveBack`). */
 export function endLoan(core: PoolCore, entry: PoolEntry, lent: LentConnection, leak: LeakWatch | undefined): void {
   lent.revoke();
+  entry.sessionChangedBy = undefined; // the next loan's statements may be swapped again
   if (leak !== undefined) endLeakWatch(core.log, leak, entry.id);
   // Noted at the borrow only while someone listened to 'release'; cleared here, so a later
   // loan never reads this one's start.

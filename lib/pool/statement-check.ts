@@ -1,14 +1,15 @@
 /**
  * The statement path: what a lent connection asks before each statement. A connection idle
  * past `connWaitAge` (or known dead) is pinged, and a dead one is replaced before the
- * statement is sent, unless a transaction was open on it.
+ * statement is sent, unless a transaction was open on it or the borrower changed its session
+ * state (a lock, a variable, `SET TRANSACTION`).
  */
 import { DEFAULTS } from '../config.js';
 import { isPermanentFailure, type NewConnection } from '../connector.js';
 import { jitteredMaxAgeMs } from '../decisions.js';
 import * as driver from '../driver.js';
 import type { EvictReason, PoolEntry } from '../entry.js';
-import { AcquireTimeoutError, ConnectionSetupError, PoolClosedError, TransactionLostError } from '../errors.js';
+import { AcquireTimeoutError, ConnectionSetupError, PoolClosedError, SessionLostError, TransactionLostError } from '../errors.js';
 import type { StatementGate } from '../lent-connection.js';
 import { emitSafely, type PoolCore } from './core.js';
 import { closeLogged, takeSpareCreateMs, watch } from './lifecycle.js';
@@ -65,6 +66,12 @@ async function checkBeforeStatement(core: PoolCore, entry: PoolEntry): Promise<v
     entry.broken = true;
     core.log.warn({ connId: lostId, reason }, 'connection lost with a transaction open');
     throw new TransactionLostError(lostId, error ?? new Error(`connection ${lostId} closed (${reason})`));
+  }
+  if (entry.sessionChangedBy !== undefined) {
+    // A lock, a variable, SET TRANSACTION...: a new connection would go on without it.
+    entry.broken = true;
+    core.log.warn({ connId: lostId, reason, statement: entry.sessionChangedBy }, 'connection lost after its session state was changed');
+    throw new SessionLostError(lostId, entry.sessionChangedBy, error ?? new Error(`connection ${lostId} closed (${reason})`));
   }
   // Nothing was sent and no transaction is open: swap in a new connection, unseen by `fn`.
   entry.evictReason = reason;
