@@ -88,11 +88,16 @@ interface Node {
 
 /**
  * The borrows waiting on one node's pool for one need, each rejected with `NodeLeft` when the
- * node stops being a candidate for that need, so that its wait moves elsewhere. A borrow that
- * finds an idle connection is not watched: its wait is bounded by the node pool's own
- * timeouts (a ping, then a reconnect), and it costs no promise of its own.
+ * node stops being a candidate for that need, so that its wait moves elsewhere. A borrow whose
+ * lease comes at once (`leaseOrWait`) is never watched, and costs no promise of its own.
  */
 type Watched = Set<WatchedLease>;
+
+/** A wait on a node's pool begun before the routed path took over. */
+interface FirstAttempt {
+  readonly name: string;
+  readonly leasing: Promise<Lease>;
+}
 
 class WatchedLease {
   resolve!: (lease: Lease) => void;
@@ -210,23 +215,23 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
     const need = needOf(options);
     const startedMs = Date.now();
-    // The common case, a fit node with an idle connection: its pool's own withConnection, with
-    // nothing of the routed path's (no lease object, no promise of the cluster's); a borrow
-    // that fails there before `fn` ran goes the routed way, within the same acquireTimeout.
+    // The common case, a fit node with an idle connection used moments ago: its lease comes at
+    // once, with nothing of the routed path (no promise of the cluster's, no watch). Otherwise
+    // the wait that lease() began is the routed path's first attempt.
     const name = this.#closing ? undefined : pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
-    const pool = name === undefined ? undefined : this.#poolOf(name);
-    if (pool !== undefined && pool.idle !== 0) {
-      let lent = false;
-      try {
-        return await pool.withConnection((conn) => {
-          lent = true;
-          return fn(conn);
-        });
-      } catch (err) {
-        if (lent || (err instanceof PoolClosedError && this.#closing) || isFinal(err)) throw err;
+    let first: FirstAttempt | undefined;
+    if (name !== undefined) {
+      const got = this.#poolOf(name).leaseOrWait();
+      if (!(got instanceof Promise)) {
+        try {
+          return await fn(got.conn);
+        } finally {
+          got.release();
+        }
       }
+      first = { name, leasing: got };
     }
-    const lease = await this.#borrowRouted(need, leaseOnly, startedMs, name);
+    const lease = await this.#borrowRouted(need, leaseOnly, startedMs, first);
     try {
       return await fn(lease.conn);
     } finally {
@@ -333,17 +338,19 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     return this.#borrowRouted(need, leaseOnly);
   }
 
-  // `picked`: the node withConnection chose and could not borrow from at once; tried first, so
-  // that round-robin among equals is not skipped by a second pick.
-  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never, startedMs = Date.now(), picked?: string): Promise<R> {
+  // `first`: the node withConnection picked and the wait on its pool it began; taken as the
+  // first attempt, so that round-robin among equals is not skipped by a second pick.
+  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never, startedMs = Date.now(), first?: FirstAttempt): Promise<R> {
     const timeoutMs = this.#config.acquireTimeoutMs;
     const deadlineMs = startedMs + timeoutMs;
     let lastError: unknown;
     for (;;) {
-      if (this.#closing) throw new PoolClosedError();
+      if (this.#closing) {
+        first?.leasing.then((lease) => lease.release(), () => undefined);
+        throw new PoolClosedError();
+      }
       const candidates = this.#candidates[need];
-      const name = picked !== undefined && candidates.some((s) => s.name === picked) ? picked : pickFrom(candidates, this.#borrowedOf, this.#turn++);
-      picked = undefined;
+      const name = first?.name ?? pickFrom(candidates, this.#borrowedOf, this.#turn++);
       if (name === undefined) {
         // Wrong credentials on every node that could serve: no wait will fix it.
         const permanent = this.#permanentFailure();
@@ -351,12 +358,20 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError ?? this.#lastCheckError());
         continue;
       }
-      const state = candidates.find((s) => s.name === name)!;
       const node = this.#byName.get(name)!;
       // No timer of its own: the node pool's acquireTimeout (the cluster's) bounds the wait.
-      const leasing = node.pool.lease();
+      const leasing = first?.leasing ?? node.pool.leaseOrWait();
+      first = undefined;
       try {
-        return wrap(await (node.pool.idle !== 0 ? leasing : watch(leasing, node.waiting[need])), state);
+        // The node may have left between withConnection's pick and now: the watch is then
+        // rejected at once, and the lease, when it comes, goes back.
+        const state = candidates.find((s) => s.name === name);
+        if (state === undefined) {
+          if (leasing instanceof Promise) leasing.then((lease) => lease.release(), () => undefined);
+          else leasing.release();
+          throw new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`);
+        }
+        return wrap(leasing instanceof Promise ? await watch(leasing, node.waiting[need]) : leasing, state);
       } catch (err) {
         if (err instanceof PoolClosedError && this.#closing) throw err;
         if (isFinal(err)) throw err;

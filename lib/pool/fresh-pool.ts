@@ -174,10 +174,24 @@ export class FreshPool extends EventEmitter {
    * Prefer `withConnection`, which cannot forget to give it back. Same errors as it.
    */
   async lease(): Promise<Lease> {
+    return this.leaseOrWait();
+  }
+
+  /**
+   * As `lease()`, but a connection that can be lent at once (an idle one used moments ago,
+   * nobody waiting: the hot path) comes back as the `Lease` itself, with no promise; otherwise
+   * a promise of it. For routers that borrow per statement, such as a cluster's.
+   */
+  leaseOrWait(): Lease | Promise<Lease> {
     const core = this.core;
     const borrowStack = core.config.leakWarningAfterMs > 0 ? new Error('connection borrowed here').stack : undefined;
     const acquired = acquire(core);
-    const entry = acquired instanceof Promise ? await acquired : acquired;
+    if (acquired instanceof Promise) return acquired.then((entry) => this.#leaseOf(entry, borrowStack));
+    return this.#leaseOf(acquired, borrowStack);
+  }
+
+  #leaseOf(entry: PoolEntry, borrowStack: string | undefined): Lease {
+    const core = this.core;
     const lent = new LentConnection(entry, this.gate);
     const leak = borrowStack !== undefined ? watchForLeak(core.log, () => entry.id, core.config.leakWarningAfterMs, borrowStack) : undefined;
     let released = false;
@@ -219,11 +233,6 @@ export class FreshPool extends EventEmitter {
   /** Connections lent out now: `stats().borrowed` without building the snapshot (a router reads it per borrow). */
   get borrowed(): number {
     return this.core.resources.borrowed;
-  }
-
-  /** Idle connections now: `stats().idle` without building the snapshot (a router reads it per borrow). */
-  get idle(): number {
-    return this.core.resources.available;
   }
 
   /** A frozen snapshot of the pool's counters. */
