@@ -2,7 +2,8 @@
 // Every way TypeORM reaches its pool is exercised (repositories, the query builder,
 // transaction(), query runners with savepoints, both streams, migrations, destroy()), each
 // shown to borrow from this pool; then the DataSource options checked against the pool's,
-// the driver's own arguments, and a cluster. The fault tests are in typeorm-fault.test.ts.
+// the driver's own arguments, a cluster, destroy() with a query runner never released, and
+// a failed initialize(). The fault tests are in typeorm-fault.test.ts.
 import type { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { DataSource, QueryFailedError } from 'typeorm';
@@ -13,7 +14,8 @@ import { createPool, type FreshPool } from '../lib/pool/index.js';
 import { freshPoolDriver, TYPEORM_CONNECTION_DEFAULTS, type FreshPoolDriverOptions } from '../lib/typeorm/index.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, startServer } from './helpers/mariadb.js';
-import { AddPersonIndex1700000000001, CreatePerson1700000000000, PersonSchema } from './helpers/typeorm.js';
+import { checkAgainstConnection } from '../lib/typeorm/options.js';
+import { AddPersonIndex1700000000001, BrokenMigration1700000000002, CreatePerson1700000000000, PersonSchema } from './helpers/typeorm.js';
 
 const server = await startServer(t);
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -63,6 +65,17 @@ async function until(condition: () => boolean, timeoutMs = 5_000): Promise<boole
     await sleep(10);
   }
   return true;
+}
+
+/** True when `promise` settles within `ms`; never rejects. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function readAll(stream: Readable): Promise<unknown[]> {
@@ -300,6 +313,19 @@ t.test("freshPoolDriver's own arguments", async (t) => {
   t.throws(() => freshPoolDriver({} as FreshPool), InvalidArgumentError);
   t.throws(() => freshPoolDriver(null as unknown as FreshPool), { name: 'InvalidArgumentError', field: 'pool' });
   t.throws(() => freshPoolDriver(pool, { endPoolOnDestroy: 'no' as unknown as boolean }), { name: 'InvalidArgumentError', field: 'options.endPoolOnDestroy' });
+  t.throws(() => freshPoolDriver(pool, { endPoolOnDestroy: null as unknown as boolean }), { name: 'InvalidArgumentError', field: 'options.endPoolOnDestroy' });
+  t.throws(() => freshPoolDriver(pool, { endPoolOnDestory: false } as FreshPoolDriverOptions), {
+    name: 'InvalidArgumentError',
+    field: 'options.endPoolOnDestory',
+    message: /unknown option/,
+  });
+  for (const options of ['no', 42, null, true]) {
+    t.throws(() => freshPoolDriver(pool, options as unknown as FreshPoolDriverOptions), { name: 'InvalidArgumentError', field: 'options' }, String(options));
+  }
+  for (const endTimeout of [-1, Number.NaN, Infinity, 2 ** 31, '1000', null]) {
+    t.throws(() => freshPoolDriver(pool, { endTimeout } as unknown as FreshPoolDriverOptions), { name: 'InvalidArgumentError', field: 'options.endTimeout' }, String(endTimeout));
+  }
+  t.ok(freshPoolDriver(pool, { endPoolOnDestroy: undefined, endTimeout: 0 } as FreshPoolDriverOptions), 'undefined means the default; 0 is a timeout');
   const driver = freshPoolDriver(pool);
   t.equal(driver.pool, pool, 'the pool, for stats and events');
   const adapter = driver.createPool({ supportBigNumbers: true });
@@ -397,4 +423,132 @@ t.test('a cluster: every statement goes to its writer; destroy() ends the cluste
   t.ok((writer?.pool.acquires ?? 0) >= 5, `the writer's pool lent the connections (${writer?.pool.acquires})`);
   await ds.destroy();
   await t.rejects(cluster.query('SELECT 1'), PoolClosedError);
+});
+
+t.test('destroy() with a query runner never released', async (t) => {
+  t.test('the pool waits endTimeout (default 5 s) for it, then closes its connection and ends', async (t) => {
+    const { pool, log } = typeormPool(t, await database('unreleased'));
+    const ds = dataSourceOn(t, pool, { migrationsRun: false });
+    await ds.initialize();
+    const qr = ds.createQueryRunner();
+    t.teardown(() => qr.release());
+    await qr.query('SELECT 1');
+    const destroyed = ds.destroy();
+    t.notOk(await settlesWithin(destroyed, 300), 'waits for the connection to come back first');
+    t.ok(await settlesWithin(destroyed, 60_000), 'then destroy() resolves');
+    t.equal(log.find('end() timed out; closing borrowed connections').length, 1, "the runner's connection was closed under it");
+    await t.rejects(pool.query('SELECT 1'), PoolClosedError, 'the pool ended');
+    await t.rejects(qr.query('SELECT 1'), 'the runner has no connection any more');
+  });
+
+  t.test('endTimeout bounds the wait; a runner released meanwhile ends it sooner', async (t) => {
+    const { pool, log } = typeormPool(t, await database('bounded'));
+    const ds = dataSourceOn(t, pool, { migrationsRun: false }, { endTimeout: 100 });
+    await ds.initialize();
+    const qr = ds.createQueryRunner();
+    t.teardown(() => qr.release());
+    await qr.query('SELECT 1');
+    t.ok(await settlesWithin(ds.destroy(), 60_000), 'destroy() resolves');
+    t.equal(log.find('end() timed out; closing borrowed connections').length, 1, "after closing the runner's connection");
+
+    const other = typeormPool(t, await database('released'));
+    const patient = dataSourceOn(t, other.pool, { migrationsRun: false }, { endTimeout: 120_000 });
+    await patient.initialize();
+    const held = patient.createQueryRunner();
+    await held.query('SELECT 1');
+    const destroyed = patient.destroy();
+    t.notOk(await settlesWithin(destroyed, 100), 'waiting for the runner');
+    await held.release();
+    t.ok(await settlesWithin(destroyed, 60_000), 'resolves once the runner is released, long before endTimeout');
+    t.equal(other.log.find('end() timed out; closing borrowed connections').length, 0, 'nothing was closed under a user');
+    await t.rejects(other.pool.query('SELECT 1'), PoolClosedError);
+  });
+
+  t.test('endPoolOnDestroy: false: destroy() resolves at once and leaves the lease with its runner', async (t) => {
+    const { pool } = typeormPool(t, await database('shared'));
+    const ds = dataSourceOn(t, pool, { migrationsRun: false }, { endPoolOnDestroy: false });
+    await ds.initialize();
+    const qr = ds.createQueryRunner();
+    t.teardown(() => qr.release());
+    await qr.query('SELECT 1');
+    t.ok(await settlesWithin(ds.destroy(), 60_000), 'destroy() resolves');
+    t.equal(pool.stats().borrowed, 1, "the runner's connection is still lent");
+    t.same(await qr.query('SELECT 1 AS one'), [{ one: 1 }], 'and still works');
+    await qr.release();
+    t.ok(await until(() => pool.stats().borrowed === 0), 'release() after destroy() gives it back');
+    t.same(await pool.query('SELECT 1 AS one').then(([rows]) => rows), [{ one: 1 }], 'the pool is open');
+  });
+});
+
+t.test('a failed initialize() after its first borrow (a migration fails)', async (t) => {
+  const failing: Partial<MysqlOptions> = { migrations: [CreatePerson1700000000000, BrokenMigration1700000000002], migrationsRun: true, logger: quietLogger };
+
+  // TypeORM calls destroy() on this failure, exactly as a user would: it ends the pool.
+  t.test('by default the pool is ended, as TypeORM ends its own', async (t) => {
+    const { pool } = typeormPool(t, await database('failed'));
+    const broken = dataSourceOn(t, pool, failing);
+    await t.rejects(broken.initialize(), QueryFailedError, 'initialize() rejects with the migration error');
+    t.equal(broken.isInitialized, false, 'TypeORM destroyed it');
+    await t.rejects(pool.query('SELECT 1'), PoolClosedError, 'the pool was ended');
+    const fixed = dataSourceOn(t, pool);
+    await t.rejects(fixed.initialize(), PoolClosedError, 'a retry on it cannot borrow');
+  });
+
+  t.test('endPoolOnDestroy: false: the pool stays open; a corrected DataSource on it initializes', async (t) => {
+    const { pool } = typeormPool(t, await database('retried'));
+    const broken = dataSourceOn(t, pool, failing, { endPoolOnDestroy: false });
+    await t.rejects(broken.initialize(), QueryFailedError, 'initialize() rejects with the migration error');
+    t.equal(pool.stats().borrowed, 0, 'every connection went back');
+    const fixed = dataSourceOn(t, pool, {}, { endPoolOnDestroy: false });
+    await fixed.initialize();
+    t.same(await fixed.query('SELECT COUNT(*) AS n FROM person'), [{ n: '0' }]);
+  });
+});
+
+t.test("option values mysql2 normalises compare as mysql2 holds them", async (t) => {
+  t.test("password: '' against a pool without a password (live)", async (t) => {
+    const { pool } = typeormPool(t, await database('nopassword'));
+    const ds = dataSourceOn(t, pool, { migrationsRun: false, password: '' }, { endPoolOnDestroy: false });
+    await ds.initialize();
+    t.same(await ds.query('SELECT 1 AS one'), [{ one: 1 }]);
+  });
+
+  // A mysql2 ConnectionConfig of a pool given only a host and a user, as mysql2 fills it in.
+  const held = { host: 'localhost', port: 3306, user: 'root', password: undefined, database: undefined, socketPath: undefined, timezone: 'local', connectTimeout: 10_000, charsetNumber: 224 };
+  const accepted: Array<Record<string, unknown>> = [
+    { password: '' },
+    { host: '' },
+    { port: '' },
+    { port: 0 },
+    { port: '3306' },
+    { database: '' },
+    { socketPath: '' },
+    { timezone: '' },
+    { charset: '' },
+    { connectTimeout: Number.NaN },
+  ];
+  for (const options of accepted) {
+    t.doesNotThrow(() => checkAgainstConnection(options, held), JSON.stringify(options, (_k, v: unknown) => (Number.isNaN(v) ? 'NaN' : v)));
+  }
+  t.doesNotThrow(() => checkAgainstConnection({ user: '', password: '' }, { ...held, user: undefined }), "user: '' is no user");
+  t.doesNotThrow(() => checkAgainstConnection({ database: 'app' }, { ...held, database: 'app' }));
+  t.doesNotThrow(() => checkAgainstConnection({ timezone: ' 01:00' }, { ...held, timezone: '+01:00' }), "a URL's space for '+'");
+  t.throws(
+    () => checkAgainstConnection({ timezone: 'Europe/Paris' }, { ...held, timezone: 'Z' }),
+    { name: 'ConfigError', field: 'DataSource.timezone', message: /mysql2 would use 'Z'/ },
+    "a zone mysql2 replaces with 'Z' is refused, not matched against 'Z'",
+  );
+  t.doesNotThrow(() => checkAgainstConnection({ database: '' }, { ...held, database: '' }), 'a URI without a database holds ""');
+  t.throws(() => checkAgainstConnection({ database: 'app' }, { ...held, database: '' }), { name: 'ConfigError', field: 'DataSource.database' });
+  const refused: Array<[Record<string, unknown>, string]> = [
+    [{ user: '' }, 'DataSource.username'],
+    [{ host: '127.0.0.1' }, 'DataSource.host'],
+    [{ password: 'x' }, 'DataSource.password'],
+    [{ port: 3307 }, 'DataSource.port'],
+    [{ database: 'app' }, 'DataSource.database'],
+    [{ timezone: 'Z' }, 'DataSource.timezone'],
+  ];
+  for (const [options, field] of refused) {
+    t.throws(() => checkAgainstConnection(options, held), { name: 'ConfigError', field }, JSON.stringify(options));
+  }
 });

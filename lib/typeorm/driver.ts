@@ -18,10 +18,39 @@ export interface FreshPoolDriverOptions {
   /**
    * Whether `dataSource.destroy()` ends the pool (or cluster). Default true: the DataSource
    * owns it, as it owns the mysql2 pool it builds by default, and a process whose DataSource
-   * is destroyed can exit. Set false when other code shares the pool; end it there. Either
-   * way a failed `initialize()` leaves the pool open, so `initialize()` can be tried again.
+   * is destroyed can exit. Set false when other code shares the pool; end it there.
+   *
+   * TypeORM also calls `destroy()` itself when `initialize()` fails after connecting (an entity
+   * that does not validate, a failing migration with `migrationsRun`, `synchronize`,
+   * `dropSchema`), and nothing it passes tells that call from yours: with true, such a failure
+   * ends the pool, as it ends TypeORM's own. A failure at the first connection (server down,
+   * credentials, a DataSource option the pool does not match) leaves the pool open. To retry
+   * `initialize()` on the same pool after any failure, set false.
    */
   endPoolOnDestroy?: boolean;
+  /**
+   * How long `dataSource.destroy()` waits, in ms, for connections still borrowed (a query
+   * runner never released, a query under way) before the pool closes them under their users:
+   * the `timeout` of `FreshPool.end`. Default 5000. From 0 to 2147483647.
+   *
+   * TypeORM's own mysql2 pool closes them at once; without a bound, one forgotten
+   * `queryRunner.release()` would keep `destroy()` pending forever. Unused with
+   * `endPoolOnDestroy: false`: `destroy()` then leaves the borrowed connections with their
+   * runners, which may still use and release them; the pool's `leakWarningAfter` reports one
+   * that is never released, and its own `end({ timeout })` closes it.
+   */
+  endTimeout?: number;
+}
+
+/** How long `destroy()` lets the statements under way finish, by default: a few seconds, not forever. */
+const DEFAULT_END_TIMEOUT_MS = 5_000;
+/** `setTimeout`'s limit, which `FreshPool.end` enforces at `destroy()`; refused here, at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['endPoolOnDestroy', 'endTimeout']);
+
+interface DriverSettings {
+  readonly endPoolOnDestroy: boolean;
+  readonly endTimeoutMs: number;
 }
 
 /**
@@ -31,17 +60,15 @@ export interface FreshPoolDriverOptions {
  */
 export class FreshPoolDriver<P extends TypeormTarget = FreshPool> {
   readonly #pool: P;
-  readonly #endPoolOnDestroy: boolean;
+  readonly #settings: DriverSettings;
 
   /** Prefer `freshPoolDriver(pool, options)`. Throws `InvalidArgumentError` as it does. */
   constructor(pool: P, options?: FreshPoolDriverOptions) {
     if (!isTarget(pool)) {
       throw new InvalidArgumentError('pool', pool, 'expected a FreshPool or FreshCluster (createPool() or createCluster()), not cluster.readers()');
     }
-    const endPoolOnDestroy = options?.endPoolOnDestroy ?? true;
-    if (typeof endPoolOnDestroy !== 'boolean') throw new InvalidArgumentError('options.endPoolOnDestroy', endPoolOnDestroy, 'expected true or false');
+    this.#settings = checkOptions(options);
     this.#pool = pool;
-    this.#endPoolOnDestroy = endPoolOnDestroy;
   }
 
   /** The pool (or cluster) TypeORM's connections come from: for `stats()`, events and metrics. */
@@ -66,7 +93,7 @@ export class FreshPoolDriver<P extends TypeormTarget = FreshPool> {
   createPool(options?: TypeormPoolOptions): TypeormPool<P> {
     const given = options ?? {};
     refuseUnusable(given);
-    return new TypeormPool(this.#pool, given, this.#endPoolOnDestroy);
+    return new TypeormPool(this.#pool, given, this.#settings);
   }
 
   /**
@@ -92,7 +119,7 @@ export class FreshPoolDriver<P extends TypeormTarget = FreshPool> {
  */
 export class TypeormPool<P extends TypeormTarget = FreshPool> extends Mysql2PoolAdapter<P> {
   readonly #options: TypeormPoolOptions;
-  readonly #endPoolOnDestroy: boolean;
+  readonly #settings: DriverSettings;
   /** The DataSource's options matched a connection of the pool. */
   #verified = false;
   /** A connection was lent: `initialize()` got past its first borrow. */
@@ -100,10 +127,10 @@ export class TypeormPool<P extends TypeormTarget = FreshPool> extends Mysql2Pool
   #ending: Promise<void> | undefined;
 
   /** @internal Built by `FreshPoolDriver.createPool`. */
-  constructor(pool: P, options: TypeormPoolOptions, endPoolOnDestroy: boolean) {
+  constructor(pool: P, options: TypeormPoolOptions, settings: DriverSettings) {
     super(pool);
     this.#options = options;
-    this.#endPoolOnDestroy = endPoolOnDestroy;
+    this.#settings = settings;
   }
 
   /**
@@ -121,15 +148,16 @@ export class TypeormPool<P extends TypeormTarget = FreshPool> extends Mysql2Pool
   }
 
   /**
-   * `dataSource.destroy()` calls it: ends the pool (`FreshPool.end()`, or the cluster's),
-   * unless `endPoolOnDestroy` is false. Also called by TypeORM when `initialize()` fails at its
-   * first borrow: then the pool stays open, so `initialize()` can be tried again. Either
-   * way this adapter lends nothing more. Promise, or `callback(err)`.
+   * `dataSource.destroy()` calls it, and TypeORM when `initialize()` fails: ends the pool (or
+   * cluster) as `end({ timeout: endTimeout })` does, so connections still borrowed are closed
+   * after `endTimeout` ms, unless `endPoolOnDestroy` is false or no connection was ever lent
+   * (TypeORM's first borrow failed, and `initialize()` may be tried again). Either way this
+   * adapter lends nothing more. Promise, or `callback(err)`.
    */
   override end(): Promise<void>;
   override end(callback: (err: Error | null) => unknown): void;
   override end(callback?: (err: Error | null) => unknown): Promise<void> | void {
-    this.#ending ??= this.#lent && this.#endPoolOnDestroy ? super.end() : Promise.resolve();
+    this.#ending ??= this.#lent && this.#settings.endPoolOnDestroy ? this.freshPool.end({ timeout: this.#settings.endTimeoutMs }) : Promise.resolve();
     if (typeof callback !== 'function') return this.#ending;
     callBack(this.#ending, (err) => callback(err));
   }
@@ -164,7 +192,8 @@ export class TypeormPool<P extends TypeormTarget = FreshPool> extends Mysql2Pool
  * Connection options come from `createPool`, not from the DataSource: see
  * `FreshPoolDriver.createPool` for what the DataSource may still say, and give the pool
  * `TYPEORM_CONNECTION_DEFAULTS`. Throws `InvalidArgumentError` when `pool` is not a pool or
- * cluster of this library, or an option has the wrong type.
+ * cluster of this library, or an option is unknown (a misspelt `endPoolOnDestroy` would
+ * otherwise end a shared pool) or has the wrong type.
  *
  * It wraps a pool you build rather than building one from the DataSource's options: the pool
  * is where the checks are configured (`connWaitAge`, `pingTimeout`, `maxAge`, `onConnect`...),
@@ -173,6 +202,22 @@ export class TypeormPool<P extends TypeormTarget = FreshPool> extends Mysql2Pool
  */
 export function freshPoolDriver<P extends TypeormTarget = FreshPool>(pool: P, options?: FreshPoolDriverOptions): FreshPoolDriver<P> {
   return new FreshPoolDriver(pool, options);
+}
+
+function checkOptions(options: FreshPoolDriverOptions | undefined): DriverSettings {
+  if (options === undefined) return { endPoolOnDestroy: true, endTimeoutMs: DEFAULT_END_TIMEOUT_MS };
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', options, 'expected an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new InvalidArgumentError(`options.${key}`, (options as Record<string, unknown>)[key], `unknown option; the options are ${[...KNOWN_OPTIONS].join(', ')}`);
+    }
+  }
+  const { endPoolOnDestroy = true, endTimeout = DEFAULT_END_TIMEOUT_MS } = options;
+  if (typeof endPoolOnDestroy !== 'boolean') throw new InvalidArgumentError('options.endPoolOnDestroy', endPoolOnDestroy, 'expected true or false');
+  if (typeof endTimeout !== 'number' || !(endTimeout >= 0 && endTimeout <= MAX_TIMEOUT_MS)) {
+    throw new InvalidArgumentError('options.endTimeout', endTimeout, `expected a number of milliseconds from 0 to ${MAX_TIMEOUT_MS}`);
+  }
+  return { endPoolOnDestroy, endTimeoutMs: endTimeout };
 }
 
 // Duck-typed: the ESM and CommonJS builds have distinct classes. `cluster.readers()` has no

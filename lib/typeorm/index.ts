@@ -13,7 +13,9 @@
  *   option (refused: give a `FreshCluster` instead);
  * - the pool: `getConnection(callback)` once right after `createPool` (to fail `initialize()`
  *   on bad credentials), then for each query runner; `end(callback)` from
- *   `dataSource.destroy()`, and when that first borrow failed. No pool event is subscribed to.
+ *   `dataSource.destroy()` (which `initialize()` also calls when it fails after connecting,
+ *   indistinguishable from yours), and when that first borrow failed. No pool event is
+ *   subscribed to.
  * - a connection: `listeners('error')` and `on('error', ...)`, which it attaches to log;
  *   `promise().query(sql | { sql, timeout }, values)` for every statement, transactions
  *   included (`START TRANSACTION`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, sent as statements);

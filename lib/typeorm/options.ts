@@ -30,7 +30,11 @@ export type TypeormPoolOptions = Readonly<Record<string, unknown>>;
 interface Compared {
   /** The DataSource option it comes from, for the error. */
   readonly source: string;
-  /** TypeORM's value as mysql2 would hold it in `connection.config`. */
+  /**
+   * The value as mysql2's `ConnectionConfig` would hold it. Applied to both sides: the pool's
+   * value went through mysql2 already, and normalising it again changes only what mysql2 keeps
+   * as given but treats as unset (an empty `database` or `socketPath`).
+   */
   readonly normalize: (value: unknown) => unknown;
   /** The pool connection's value, from mysql2's `connection.config`. */
   readonly read?: (config: Readonly<Record<string, unknown>>) => unknown;
@@ -40,26 +44,32 @@ interface Compared {
   readonly show?: (used: unknown, wanted: unknown) => string;
 }
 
-const same = (value: unknown) => value;
-// Not a default: mysql2 stores `options.x || false`, so 0 or '' must compare as the false it keeps.
+// The normalisations are mysql2's own (ConnectionConfig in lib/connection_config.js, 3.x): a
+// DataSource value that connects exactly as the pool's connections do must compare equal, so
+// an empty password against a pool without one is not "another password".
+
+// mysql2 stores `options.x || false`, so 0 or '' must compare as the false it keeps.
 const flag = (value: unknown) => value || false;
+// mysql2 stores `options.x || undefined` (user, password), and reads '' as unset where it
+// keeps the value as given (database, socketPath).
+const unsetWhenEmpty = (value: unknown) => value || undefined;
+const TIMEZONE = /^(?:local|Z|[ +-]\d\d:\d\d)$/;
 
 const COMPARED: Readonly<Record<string, Compared>> = {
-  host: { source: 'host', normalize: same },
-  port: { source: 'port', normalize: (value) => (typeof value === 'string' ? Number.parseInt(value, 10) : value) },
-  user: { source: 'username', normalize: same },
-  password: { source: 'password', normalize: same, secret: true },
-  database: { source: 'database', normalize: same },
-  socketPath: { source: 'socketPath', normalize: same },
+  host: { source: 'host', normalize: (value) => value || 'localhost' },
+  port: { source: 'port', normalize: (value) => (typeof value === 'string' ? Number.parseInt(value, 10) : value) || 3306 },
+  user: { source: 'username', normalize: unsetWhenEmpty },
+  password: { source: 'password', normalize: unsetWhenEmpty, secret: true },
+  database: { source: 'database', normalize: unsetWhenEmpty },
+  socketPath: { source: 'socketPath', normalize: unsetWhenEmpty },
   charset: {
     source: 'charset',
     normalize: charsetNumber,
     read: (config) => config.charsetNumber,
     show: (used, wanted) => `collation number ${String(used)}, where the DataSource's charset is number ${String(wanted)}`,
   },
-  // mysql2 reads a `+` that a URL turned into a space as a `+`.
-  timezone: { source: 'timezone', normalize: (value) => (typeof value === 'string' ? value.replace(/^ /, '+') : value) },
-  connectTimeout: { source: 'connectTimeout', normalize: same },
+  timezone: { source: 'timezone', normalize: timezone },
+  connectTimeout: { source: 'connectTimeout', normalize: (value) => (Number.isNaN(Number(value)) ? 10_000 : value) },
   insecureAuth: { source: 'insecureAuth', normalize: flag },
   supportBigNumbers: { source: 'supportBigNumbers', normalize: flag },
   bigNumberStrings: { source: 'bigNumberStrings', normalize: flag },
@@ -125,7 +135,7 @@ export function checkAgainstConnection(options: TypeormPoolOptions, connectionCo
     if (value === undefined || compared === undefined) continue;
     const wanted = compared.normalize(value);
     const used = compared.read === undefined ? config[key] : compared.read(config);
-    if (equal(wanted, used)) continue;
+    if (equal(wanted, compared.normalize(used))) continue;
     const field = `${DATASOURCE}${compared.source}`;
     const shown = compared.secret === true ? '***' : value;
     if (TYPEORM_DEFAULTS[key] === value) {
@@ -147,13 +157,26 @@ export function checkAgainstConnection(options: TypeormPoolOptions, connectionCo
   }
 }
 
-// TypeORM's charset name as the collation number mysql2 would send for it.
+// TypeORM's charset name as the collation number mysql2 would send for it; without one,
+// mysql2's default. A number is the pool's side, already mysql2's.
 function charsetNumber(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
   const table = (mysqlCore as unknown as { Charsets?: Readonly<Record<string, number>> }).Charsets;
+  if (!value) return table?.UTF8MB4_UNICODE_CI ?? value;
+  if (typeof value !== 'string') return value;
   const number = table?.[value.toUpperCase()];
   if (number === undefined) throw new ConfigError(`${DATASOURCE}charset`, value, 'not a charset or collation mysql2 knows');
   return number;
+}
+
+// A URL turns the `+` of '+01:00' into a space, which mysql2 reads back as a `+`. A zone
+// mysql2 does not take (an IANA name) it replaces with 'Z', only logging it: refused here
+// rather than matched against a 'Z' pool, as the DataSource asked for something else.
+function timezone(value: unknown): unknown {
+  if (!value) return 'local';
+  if (!TIMEZONE.test(String(value))) {
+    throw new ConfigError(`${DATASOURCE}timezone`, value, "not a timezone mysql2 takes ('local', 'Z' or '+HH:MM'); mysql2 would use 'Z'");
+  }
+  return typeof value === 'string' && value.startsWith(' ') ? `+${value.slice(1)}` : value;
 }
 
 function equal(a: unknown, b: unknown): boolean {

@@ -43,3 +43,14 @@ export class AddPersonIndex1700000000001 implements MigrationInterface {
     await queryRunner.query('DROP INDEX person_name ON person');
   }
 }
+
+/** A migration whose statement the server refuses, to fail `initialize()` after its first borrows. */
+export class BrokenMigration1700000000002 implements MigrationInterface {
+  name = 'BrokenMigration1700000000002';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('SELEC 1');
+  }
+
+  async down(): Promise<void> {}
+}
