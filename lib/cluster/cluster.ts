@@ -214,7 +214,6 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   async withConnection<T>(fn: (conn: PoolConnection) => T | Promise<T>, options?: RouteOptions): Promise<T> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
     const need = needOf(options);
-    const startedMs = Date.now();
     // The common case, a fit node with an idle connection used moments ago: its lease comes at
     // once, with nothing of the routed path (no promise of the cluster's, no watch). Otherwise
     // the wait that lease() began is the routed path's first attempt.
@@ -231,7 +230,8 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
       }
       first = { name, leasing: got };
     }
-    const lease = await this.#borrowRouted(need, leaseOnly, startedMs, first);
+    // Nothing has waited yet (leaseOrWait returns at once): acquireTimeout counts from here.
+    const lease = await this.#borrowRouted(need, leaseOnly, Date.now(), first);
     try {
       return await fn(lease.conn);
     } finally {

@@ -6,12 +6,13 @@
  */
 // Also for programs that reach this file by an import rather than by the lib/**/*.ts glob.
 /// <reference path="./knex-mysql2.d.ts" />
+import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import Client_MySQL2 from 'knex/lib/dialects/mysql2/index.js';
 import { ConfigError, ConnectionReleasedError, InvalidArgumentError } from '../errors.js';
 import { createMysql2Adapter, Mysql2AdapterConnection, type AdapterTarget } from '../mysql2-adapter/index.js';
-import { FreshPool } from '../pool/index.js';
 import { KnexDestroyedError, knexUnsupported } from './errors.js';
+import { killQuery } from './kill-query.js';
 
 /** Options of `freshPoolClient`. */
 export interface FreshPoolClientOptions {
@@ -77,9 +78,14 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['endPoolOnDestroy']);
  * open rejects with `TransactionLostError`, nothing retried); a `.stream()` is checked before
  * it starts. The pool's statistics and events count Knex's borrows.
  *
- * `pool` may also be a `FreshCluster` (statements go to the writer) or `cluster.readers()`;
- * `.timeout(ms, { cancel: true })` needs a `FreshPool` (it sends `KILL QUERY` on another of
- * the pool's connections, which must reach the same server).
+ * `pool` may also be a `FreshCluster` (statements go to the writer) or `cluster.readers()`.
+ * `.timeout(ms, { cancel: true })` sends `KILL QUERY` on a one-off connection outside the pool,
+ * as Knex's own client does, so that it works with every connection of the pool busy; it is
+ * made with the options of the connection running the query (its host and port or socket, its
+ * user), so that on a cluster it reaches the node the query runs on. Through a proxy that
+ * spreads connections over several servers it may reach another one. A cancel that fails
+ * (`ConnectError` when the one-off connection is refused) rejects with Knex's "cancelling of
+ * query failed" message, and the busy connection is closed.
  *
  * `knex(...)` throws `ConfigError` when the configuration holds `connection`,
  * `connectionPool`, `pool` or `acquireConnectionTimeout`. After `knex.destroy()` queries reject
@@ -92,7 +98,6 @@ export function freshPoolClient(pool: AdapterTarget, options?: FreshPoolClientOp
   checkTarget(pool);
   const endPoolOnDestroy = checkOptions(options);
   const adapter = createMysql2Adapter(pool);
-  const cancellable = pool instanceof FreshPool;
 
   class FreshPoolKnexClient extends Client_MySQL2 {
     /** Undefined on the per-transaction clients Knex derives from this one (they never borrow). */
@@ -113,8 +118,10 @@ export function freshPoolClient(pool: AdapterTarget, options?: FreshPoolClientOp
       // Knex's own pool learns these on each new connection; this client borrows instead.
       const settings = this.connectionSettings;
       if (settings.database === undefined && connection.config.database !== undefined) settings.database = connection.config.database;
-      // checkVersion came with Knex 3.3; earlier ones read no version.
-      if (this._versionCheckPromise === undefined && typeof this.checkVersion === 'function') {
+      // checkVersion came with Knex 3.3; earlier ones read no version. Awaited on every borrow,
+      // not only the first: it returns the read under way, and a borrow served while the first
+      // still reads must not compile SQL for an unknown server (isMariaDB unset).
+      if (typeof this.checkVersion === 'function') {
         try {
           await this.checkVersion(connection);
         } catch (err) {
@@ -153,17 +160,35 @@ export function freshPoolClient(pool: AdapterTarget, options?: FreshPoolClientOp
       if (typeof callback === 'function') callback();
     }
 
-    // Knex's own opens a connection of its own with `connection` settings, which this client
-    // has none of: KILL QUERY goes through the pool instead.
+    // Knex's own opens a connection with its `connection` settings, which this client has none
+    // of; the settings of the connection running the query lead to its server. Not through the
+    // pool: the query holds a connection of it, maybe the last. After a cancel Knex gives the
+    // connection back (the pool takes it once the killed statement has returned); after a
+    // failed one it marks it `__knex__disposed`, and releaseConnection closes it.
     override async cancelQuery(connectionToKill: unknown): Promise<void> {
-      if (!cancellable) {
-        throw knexUnsupported('cancelQuery', 'KILL QUERY must reach the server the query runs on, which only a FreshPool guarantees');
-      }
-      const threadId = (connectionToKill as { threadId?: unknown } | null)?.threadId;
-      if (typeof threadId !== 'number' || threadId < 0) {
+      if (!(connectionToKill instanceof Mysql2AdapterConnection)) {
         throw new InvalidArgumentError('connectionToKill', connectionToKill, 'expected a connection lent by this Knex client');
       }
-      await pool.query('KILL QUERY ?', [threadId]);
+      // Written into the KILL statement: only a server's thread id may get there.
+      const threadId: unknown = connectionToKill.threadId;
+      if (typeof threadId !== 'number' || !Number.isSafeInteger(threadId) || threadId < 0) {
+        throw new InvalidArgumentError('connectionToKill.threadId', threadId, 'expected the thread id of a connected connection');
+      }
+      await killQuery(connectionToKill.config, threadId);
+    }
+
+    // Knex's waits only for the stream's 'end' or 'error', which a stream destroyed before its
+    // query started (or while it ran) never emits: Runner would never give the connection back,
+    // and `.stream(handler)` would never settle. Its 'close' ends the wait too.
+    override _stream(connection: unknown, obj: unknown, stream: Readable, options: unknown): Promise<unknown> {
+      if (stream.destroyed) return Promise.resolve();
+      // Called outside the promise: Knex's throws at once for an empty query, and its caller
+      // emits that on the stream.
+      const running = super._stream(connection, obj, stream, options);
+      return new Promise((resolve, reject) => {
+        stream.once('close', () => resolve(undefined));
+        running.then(resolve, reject);
+      });
     }
 
     // Knex calls these only from its own pool and its own cancelQuery, both replaced here;
@@ -176,8 +201,6 @@ export function freshPoolClient(pool: AdapterTarget, options?: FreshPoolClientOp
       return Promise.reject(knexUnsupported('destroyRawConnection', 'the pool closes its connections itself'));
     }
   }
-  // A prototype property in Knex: its builder checks it before a query is sent.
-  Object.defineProperty(FreshPoolKnexClient.prototype, 'canCancelQuery', { value: cancellable, writable: true, configurable: true });
   return FreshPoolKnexClient as unknown as typeof Knex.Client;
 }
 

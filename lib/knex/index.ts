@@ -9,22 +9,26 @@
  *
  * Overridden on Knex's client (knex 3.x `lib/client.js`, `lib/dialects/mysql/index.js`):
  * `acquireConnection` (borrows; the first borrow also learns `database()` and, on Knex 3.3 and
- * later, the server version through Knex's `checkVersion`), `releaseConnection` (gives back;
- * a connection Knex marked `__knex__disposed` after a query timeout is destroyed instead),
- * `initializePool` (only reopens after `destroy`), `destroy`, `cancelQuery` (`KILL QUERY`
- * through the pool), and `acquireRawConnection` / `destroyRawConnection` (refused: only Knex's
- * pool and its own `cancelQuery` called them).
+ * later, every borrow waits for the server version Knex's `checkVersion` reads once),
+ * `releaseConnection` (gives back; a connection Knex marked `__knex__disposed` after a query
+ * timeout is destroyed instead), `initializePool` (only reopens after `destroy`), `destroy`,
+ * `cancelQuery` (`KILL QUERY` on a one-off connection made with the options of the query's own
+ * connection, `kill-query.ts`), `_stream` (also ends on the stream's 'close', so a stream
+ * destroyed early gives its connection back), and `acquireRawConnection` /
+ * `destroyRawConnection` (refused: only Knex's pool and its own `cancelQuery` called them).
  *
  * What Knex calls on a connection, all provided by the adapter connection: `query(options,
  * bindings, callback)` (`_query` in `lib/dialects/mysql/index.js`, and `checkVersion` through
- * `promisify`), `query(options, bindings).stream(options)` (`_stream`), `threadId`
- * (`cancelQuery`); and it writes `__knexUid`, `__knexTxId` (`lib/execution/runner.js`,
+ * `promisify`), `query(options, bindings).stream(options)` (`_stream`); this client's
+ * `cancelQuery` reads `threadId` and `config` (mysql2's options of the connection underneath);
+ * and Knex writes `__knexUid`, `__knexTxId` (`lib/execution/runner.js`,
  * `lib/execution/transaction.js`, `lib/execution/internal/query-executioner.js`) and
  * `__knex__disposed` (runner.js). `end`, `on('error')` and `removeAllListeners` were used
  * only by Knex's pool and raw connections, which this client does without.
  *
- * Files: `client.ts` (the client class), `errors.ts`, `knex-mysql2.d.ts` (the types of Knex's
- * untyped mysql2 client, for compiling only).
+ * Files: `client.ts` (the client class), `kill-query.ts` (the cancel's one-off connection),
+ * `errors.ts`, `knex-mysql2.d.ts` (the types of Knex's untyped mysql2 client, for compiling
+ * only).
  */
 export { freshPoolClient, type FreshPoolClientOptions } from './client.js';
 export { KnexDestroyedError } from './errors.js';

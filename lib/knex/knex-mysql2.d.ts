@@ -4,6 +4,7 @@
  * exported type refers to it, so the published declarations do not need it.
  */
 declare module 'knex/lib/dialects/mysql2/index.js' {
+  import type { Readable } from 'node:stream';
   import type { Knex } from 'knex';
 
   class Client_MySQL2 {
@@ -27,6 +28,8 @@ declare module 'knex/lib/dialects/mysql2/index.js' {
     destroyRawConnection(connection: unknown): Promise<void>;
     initializePool(config?: unknown): void;
     cancelQuery(connectionToKill: unknown): Promise<unknown>;
+    /** Streams a compiled query's rows into `stream`; resolves on its 'end', rejects on 'error'. */
+    _stream(connection: unknown, obj: unknown, stream: Readable, options: unknown): Promise<unknown>;
     destroy(callback?: (err?: unknown) => void): Promise<void>;
     database(): string | undefined;
   }
