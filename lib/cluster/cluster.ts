@@ -82,48 +82,6 @@ interface Node {
   // Suspicion is cleared only by a check that started after it (one under way read the old state).
   suspectUntilCheck: number;
   warnedDenied: boolean;
-  /** Per need, the borrows waiting on its pool (see `Watched`). */
-  waiting: Record<Need, Watched>;
-}
-
-/**
- * The borrows waiting on one node's pool for one need, each rejected with `NodeLeft` when the
- * node stops being a candidate for that need, so that its wait moves elsewhere. A borrow whose
- * lease comes at once (`leaseOrWait`) is never watched, and costs no promise of its own.
- */
-type Watched = Set<WatchedLease>;
-
-/** A wait on a node's pool begun before the routed path took over. */
-interface FirstAttempt {
-  readonly name: string;
-  readonly leasing: Promise<Lease>;
-}
-
-class WatchedLease {
-  resolve!: (lease: Lease) => void;
-  reject!: (why: unknown) => void;
-}
-
-function watch(leasing: Promise<Lease>, watched: Watched): Promise<Lease> {
-  const w = new WatchedLease();
-  const promise = new Promise<Lease>((resolve, reject) => {
-    w.resolve = resolve;
-    w.reject = reject;
-  });
-  watched.add(w);
-  leasing.then(
-    (lease) => (watched.delete(w) ? w.resolve(lease) : lease.release()),
-    (err: unknown) => watched.delete(w) && w.reject(err),
-  );
-  return promise;
-}
-
-function rejectWatched(watched: Watched, why: () => Error): void {
-  if (watched.size === 0) return;
-  const error = why();
-  const all = [...watched];
-  watched.clear();
-  for (const w of all) w.reject(error);
 }
 
 // Why a borrow left the node it waited on; internal.
@@ -165,7 +123,6 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         suspect: false,
         suspectUntilCheck: 0,
         warnedDenied: false,
-        waiting: { writer: new Set(), reader: new Set() },
       };
       pool.on('wrongNode', (event) => this.#wrongNode(node, event.errno));
       return node;
@@ -215,23 +172,31 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', fn, 'expected a function');
     const need = needOf(options);
     // The common case, a fit node with an idle connection used moments ago: its lease comes at
-    // once, with nothing of the routed path (no promise of the cluster's, no watch). Otherwise
-    // the wait that lease() began is the routed path's first attempt.
+    // once, with no promise of the cluster's. Otherwise the borrow waits on that node's pool;
+    // only a wait that fails (the node left: its pool's waits were cancelled) goes the routed
+    // way. Nothing is allocated per borrow to move waits off a node that leaves.
     const name = this.#closing ? undefined : pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
-    let first: FirstAttempt | undefined;
-    if (name !== undefined) {
-      const got = this.#poolOf(name).leaseOrWait();
+    let lease: Lease;
+    if (name === undefined) {
+      lease = await this.#borrowRouted(need, leaseOnly);
+    } else {
+      const node = this.#byName.get(name)!;
+      const got = node.pool.leaseOrWait();
       if (!(got instanceof Promise)) {
+        lease = got;
+      } else {
+        // Nothing has waited yet (leaseOrWait returns at once): acquireTimeout counts from here.
+        // The first wait is awaited here, not in the routed loop: one async frame less on the
+        // busy path, where callers outnumber connections.
+        const startedMs = Date.now();
         try {
-          return await fn(got.conn);
-        } finally {
-          got.release();
+          lease = await got;
+        } catch (err) {
+          const lastError = this.#attemptFailed(err, need, name, startedMs + this.#config.acquireTimeoutMs);
+          lease = await this.#borrowRouted(need, leaseOnly, startedMs, lastError);
         }
       }
-      first = { name, leasing: got };
     }
-    // Nothing has waited yet (leaseOrWait returns at once): acquireTimeout counts from here.
-    const lease = await this.#borrowRouted(need, leaseOnly, Date.now(), first);
     try {
       return await fn(lease.conn);
     } finally {
@@ -326,7 +291,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
   end(options?: { timeout?: number }): Promise<void> {
     this.#closing = true;
     this.#ending ??= (async () => {
-      for (const node of this.#nodes) for (const watched of Object.values(node.waiting)) rejectWatched(watched, () => new PoolClosedError());
+      for (const node of this.#nodes) node.pool.cancelWaiting(new PoolClosedError());
       this.#wake();
       await Promise.all(this.#nodes.map((n) => n.monitor.stop()));
       await Promise.all(this.#nodes.map((n) => n.pool.end(options)));
@@ -338,19 +303,15 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     return this.#borrowRouted(need, leaseOnly);
   }
 
-  // `first`: the node withConnection picked and the wait on its pool it began; taken as the
-  // first attempt, so that round-robin among equals is not skipped by a second pick.
-  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never, startedMs = Date.now(), first?: FirstAttempt): Promise<R> {
+  // The routed path: pick a node fit for `need`, wait on its pool while it stays fit, and pick
+  // again when it leaves, all within acquireTimeout from `startedMs`.
+  async #borrowRouted<R = RoutedLease>(need: Need, wrap: (lease: Lease, node: NodeState) => R = routed as never, startedMs = Date.now(), lastError?: unknown): Promise<R> {
     const timeoutMs = this.#config.acquireTimeoutMs;
     const deadlineMs = startedMs + timeoutMs;
-    let lastError: unknown;
     for (;;) {
-      if (this.#closing) {
-        first?.leasing.then((lease) => lease.release(), () => undefined);
-        throw new PoolClosedError();
-      }
+      if (this.#closing) throw new PoolClosedError();
       const candidates = this.#candidates[need];
-      const name = first?.name ?? pickFrom(candidates, this.#borrowedOf, this.#turn++);
+      const name = pickFrom(candidates, this.#borrowedOf, this.#turn++);
       if (name === undefined) {
         // Wrong credentials on every node that could serve: no wait will fix it.
         const permanent = this.#permanentFailure();
@@ -358,29 +319,27 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
         if (!(await this.#changeBefore(deadlineMs))) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError ?? this.#lastCheckError());
         continue;
       }
+      const state = candidates.find((s) => s.name === name)!;
       const node = this.#byName.get(name)!;
       // No timer of its own: the node pool's acquireTimeout (the cluster's) bounds the wait.
-      const leasing = first?.leasing ?? node.pool.leaseOrWait();
-      first = undefined;
+      const leasing = node.pool.leaseOrWait();
       try {
-        // The node may have left between withConnection's pick and now: the watch is then
-        // rejected at once, and the lease, when it comes, goes back.
-        const state = candidates.find((s) => s.name === name);
-        if (state === undefined) {
-          if (leasing instanceof Promise) leasing.then((lease) => lease.release(), () => undefined);
-          else leasing.release();
-          throw new NodeLeft(`node ${name} left the ${need}s: ${describeTopology(this.#states)}`);
-        }
-        return wrap(leasing instanceof Promise ? await watch(leasing, node.waiting[need]) : leasing, state);
+        return wrap(leasing instanceof Promise ? await leasing : leasing, state);
       } catch (err) {
-        if (err instanceof PoolClosedError && this.#closing) throw err;
-        if (isFinal(err)) throw err;
-        // The node stayed fit all along: its pool was busy, which is what the caller must hear.
-        if (err instanceof AcquireTimeoutError && this.#candidates[need].some((s) => s.name === name)) throw err;
-        lastError = err;
-        if (Date.now() >= deadlineMs) throw new ClusterUnavailableError(need, timeoutMs, this.#states, lastError);
+        lastError = this.#attemptFailed(err, need, name, deadlineMs);
       }
     }
+  }
+
+  // A borrow from `name`'s pool failed: throws what the caller must hear, or returns the error
+  // to remember while the borrow tries again.
+  #attemptFailed(err: unknown, need: Need, name: string, deadlineMs: number): unknown {
+    if (err instanceof PoolClosedError && this.#closing) throw err;
+    if (isFinal(err)) throw err;
+    // The node stayed fit all along: its pool was busy, which is what the caller must hear.
+    if (err instanceof AcquireTimeoutError && this.#candidates[need].some((s) => s.name === name)) throw err;
+    if (Date.now() >= deadlineMs) throw new ClusterUnavailableError(need, this.#config.acquireTimeoutMs, this.#states, err);
+    return err;
   }
 
   // Resolves true at the next topology change, false at the deadline.
@@ -477,14 +436,14 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     this.#wake();
   }
 
-  // The borrows waiting on a node that is no longer a candidate for their need move on.
+  // The borrows waiting on a node that is no longer a candidate for their need move on: its
+  // pool's waits are all cancelled (those of a need it still serves come straight back to it).
   #moveWaitsOffLeavers(before: Record<Need, NodeState[]>): void {
+    const left = new Set<string>();
     for (const need of ['writer', 'reader'] as const) {
-      for (const left of before[need]) {
-        if (this.#candidates[need].some((s) => s.name === left.name)) continue;
-        rejectWatched(this.#byName.get(left.name)!.waiting[need], () => new NodeLeft(`node ${left.name} left the ${need}s: ${describeTopology(this.#states)}`));
-      }
+      for (const was of before[need]) if (!this.#candidates[need].some((s) => s.name === was.name)) left.add(was.name);
     }
+    for (const name of left) this.#poolOf(name).cancelWaiting(new NodeLeft(`node ${name} left: ${describeTopology(this.#states)}`));
   }
 
   #decide(): readonly NodeState[] {

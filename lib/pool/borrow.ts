@@ -37,6 +37,7 @@ export function acquire(core: PoolCore): PoolEntry | Promise<PoolEntry> {
 
 // The slow path: wait in generic-pool's queue, check what it lends, retry within acquireTimeout.
 async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntry | undefined): Promise<PoolEntry> {
+  const epoch = core.waitEpoch;
   let next: PoolEntry | Promise<PoolEntry> = taken ?? core.resources.acquireWaiting(core.config.acquireTimeoutMs);
   let via: AcquirePath = taken === undefined ? 'waited' : 'checked';
   for (;;) {
@@ -46,10 +47,12 @@ async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntr
     } catch (err) {
       throw acquireFailure(core, err);
     }
+    if (core.waitEpoch !== epoch) throw cancelled(core, entry);
     let nowMs = Date.now();
     const verdict = borrowVerdictOf(core, entry, nowMs);
     if (verdict !== 'use' || entry.pinging !== undefined || core.loopWatch.stalled(nowMs)) {
       const ok = await checkBeforeLending(core, entry, verdict);
+      if (ok && core.waitEpoch !== epoch) throw cancelled(core, entry);
       const checkedMs = Date.now();
       core.counters.validationMsTotal += checkedMs - nowMs;
       nowMs = checkedMs;
@@ -61,6 +64,7 @@ async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntr
         // Another connection, within what is left of acquireTimeout.
         const remainingMs = startedMs + core.config.acquireTimeoutMs - nowMs;
         if (remainingMs <= 0) throw acquireFailure(core, new TimeoutError());
+        if (core.waitEpoch !== epoch) throw core.waitCancelReason!;
         next = acquireWithin(core, remainingMs);
         via = 'waited';
         continue;
@@ -69,6 +73,24 @@ async function acquireChecked(core: PoolCore, startedMs: number, taken: PoolEntr
     noteAcquire(core, entry, nowMs - startedMs, via);
     return entry;
   }
+}
+
+// A borrow cancelled while it waited or was checked: the connection goes back unlent.
+function cancelled(core: PoolCore, entry: PoolEntry): Error {
+  core.resources.giveBack(entry);
+  return core.waitCancelReason!;
+}
+
+/**
+ * Rejects with `reason` every borrow now waiting for a connection: those in the queue at
+ * once, one being checked once its check is done (its connection goes back unlent). Borrows
+ * that start later are not affected. Allocates nothing per borrow: a cluster calls it when a
+ * node stops being fit, so that the waits there move to another node.
+ */
+export function cancelWaiting(core: PoolCore, reason: Error): void {
+  core.waitEpoch++;
+  core.waitCancelReason = reason;
+  if (core.resources.pending !== 0) core.resources.rejectWaiting(reason);
 }
 
 function noteAcquire(core: PoolCore, entry: PoolEntry, waitMs: number, via: AcquirePath): void {

@@ -49,6 +49,13 @@ export class PoolCore {
   readonly counters = new PoolCounters();
   /** Connections last used before this moment (ms) are checked before use: one was found dead. */
   suspectBeforeMs = 0;
+  /**
+   * Bumped by `cancelWaiting`: a borrow that began waiting before the bump gives up, with
+   * `waitCancelReason`, at its next step (the queue rejects it; one being checked gives the
+   * connection back after the check).
+   */
+  waitEpoch = 0;
+  waitCancelReason: Error | undefined = undefined;
   /** The last failed ping, with the connect attempt count at that moment. */
   lastPingFailure: { error: Error; atAttempt: number } | undefined = undefined;
   /** The shutdown `end()` started; set from the first call on. */

@@ -19,7 +19,7 @@ import { LentConnection, type StatementGate } from '../lent-connection.js';
 import { LoopWatch } from '../loop-watch.js';
 import { createResourcePool } from '../resource-pool.js';
 import { transactionOn, type TransactionOptions } from '../transaction.js';
-import { acquire, failWaitingBorrows } from './borrow.js';
+import { acquire, cancelWaiting, failWaitingBorrows } from './borrow.js';
 import { PoolCore } from './core.js';
 import { createEntry, destroyEntry, keepAlive, retireIdle } from './lifecycle.js';
 import { endLoan } from './return.js';
@@ -188,6 +188,17 @@ export class FreshPool extends EventEmitter {
     const acquired = acquire(core);
     if (acquired instanceof Promise) return acquired.then((entry) => this.#leaseOf(entry, borrowStack));
     return this.#leaseOf(acquired, borrowStack);
+  }
+
+  /**
+   * Rejects with `reason` every borrow of this pool waiting for a connection now: those queued
+   * at once, one whose connection is being checked once the check is done (the connection
+   * goes back unlent). Later borrows are not affected; nothing is retried. For routers that
+   * move waits elsewhere: a cluster calls it when a node stops being fit for its borrows.
+   */
+  cancelWaiting(reason: Error): void {
+    if (!(reason instanceof Error)) throw new InvalidArgumentError('reason', reason, 'expected an Error');
+    cancelWaiting(this.core, reason);
   }
 
   #leaseOf(entry: PoolEntry, borrowStack: string | undefined): Lease {
