@@ -742,16 +742,31 @@ t.test('read-your-writes: a session reads its write at once on another node (cau
     await running.stop();
   }
   t.same(tally(running.calls), {}, 'no call of the 16 callers failed');
-  // The next borrowers of the session's connections read with wsrep_sync_wait back at 0.
+  // The next borrowers of the session's connections read with wsrep_sync_wait back at 0. The
+  // pool lends its most recently used connection first, so sequential reads would keep meeting
+  // the same one: 16 plain reads held at once take every connection of both readers (8 each).
   const seenAgain = new Set<string>();
   const nonZero: string[] = [];
   await until('a plain read on one of the session\'s connections', async () => {
-    const [rows] = (await cluster.query('SELECT @@port AS port, CONNECTION_ID() AS thread, @@session.wsrep_sync_wait AS syncWait', undefined, { readOnly: true })) as unknown as [
-      Array<{ port: number; thread: number; syncWait: number }>,
-    ];
-    const key = `${rows[0]!.port}/${rows[0]!.thread}`;
-    if (Number(rows[0]!.syncWait) !== 0) nonZero.push(key);
-    if (sessionThreads.has(key)) seenAgain.add(key);
+    const all = await Promise.all(
+      Array.from({ length: 16 }, () =>
+        cluster.withConnection(
+          async (conn) => {
+            const [rows] = (await conn.query('SELECT @@port AS port, CONNECTION_ID() AS thread, @@session.wsrep_sync_wait AS syncWait')) as unknown as [
+              Array<{ port: number; thread: number; syncWait: number }>,
+            ];
+            await sleep(200); // held, so that the others get other connections
+            return rows[0]!;
+          },
+          { readOnly: true },
+        ),
+      ),
+    );
+    for (const row of all) {
+      const key = `${row.port}/${row.thread}`;
+      if (Number(row.syncWait) !== 0) nonZero.push(key);
+      if (sessionThreads.has(key)) seenAgain.add(key);
+    }
     return seenAgain.size >= Math.min(2, sessionThreads.size);
   }, 10_000);
   t.same(nonZero, [], `plain reads ran with wsrep_sync_wait=0, on ${seenAgain.size} of the session's connections among them`);
