@@ -178,7 +178,7 @@ export class FreshCluster extends EventEmitter<FreshClusterEvents> {
     const name = this.#closing ? undefined : pickFrom(this.#candidates[need], this.#borrowedOf, this.#turn++);
     let lease: Lease;
     if (name === undefined) {
-      lease = await this.#borrowRouted(need, leaseOnly);
+      lease = await this.#borrow(need);
     } else {
       const node = this.#byName.get(name)!;
       const got = node.pool.leaseOrWait();
